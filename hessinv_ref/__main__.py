@@ -1,0 +1,7 @@
+"""``python -m hessinv_ref``: the same as the ``hessinv-ref`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

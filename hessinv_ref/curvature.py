@@ -1,0 +1,162 @@
+r"""The per-point object: one forward and one backward pass, cached.
+
+:class:`Curvature` fixes a point ``(params, X, y)``.  It runs the forward pass
+(activations :math:`z_0..z_L`) and the backward pass (backprop vectors
+:math:`b_1..b_L`, ``math.md`` §2) once, and computes the explicit per-layer
+blocks :math:`(J_z, J_x, H_{xx}, H_{xz}, H_{zz})` once, on first use.  The
+Hessian-vector product, the polynomial form, the dense oracle and every
+inverse solver then reuse them; refactoring for a new damping ``ε`` costs no
+new pass over the layers.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["Curvature", "LayerBlocks"]
+
+
+class LayerBlocks(NamedTuple):
+    """The explicit blocks of one layer ``l`` (``math.md`` §2-§3).
+
+    Attributes
+    ----------
+    Jz : ndarray, shape (a_l, a_{l-1})
+    Jx : ndarray, shape (a_l, p_l)
+    Hxx : ndarray, shape (p_l, p_l)
+    Hxz : ndarray, shape (p_l, a_{l-1})
+    Hzz : ndarray, shape (a_{l-1}, a_{l-1})
+    """
+
+    Jz: np.ndarray
+    Jx: np.ndarray
+    Hxx: np.ndarray
+    Hxz: np.ndarray
+    Hzz: np.ndarray
+
+
+def _read_only(a):
+    a.flags.writeable = False
+    return a
+
+
+class Curvature:
+    """Second-order information of a network at one point.
+
+    Parameters
+    ----------
+    net : Network
+    params : list of dict or ndarray of shape (P,)
+    X : ndarray, shape (B, n_in)
+    y : ndarray
+        Integer labels (B,) for a softmax head, targets (B, n_out) for a
+        squared-error head.
+
+    Attributes
+    ----------
+    z : list of ndarray
+        Activations ``z_0..z_L``, flat, ``z[l]`` of shape (a_l,).
+    b : list of ndarray
+        Backprop vectors, ``b[l]`` = :math:`b_l = ∂z_L/∂z_l` of shape (a_l,)
+        for ``l = 0..L`` (``b[L] = [1.]``).
+    """
+
+    def __init__(self, net, params, X, y):
+        self.net = net
+        self.xs = net.layer_vectors(params)
+        z0, self.y = net.check_inputs(X, y)
+        self.batch = np.asarray(X).shape[0]
+        self.layers = net.bound_layers(self.y)
+        self.z = self._forward(z0)
+        self.b, self._grads = self._backward()
+        self._blocks = None
+
+    # -- the two passes -----------------------------------------------------
+
+    def _forward(self, z0):
+        zs = [z0]
+        for layer, x in zip(self.layers, self.xs):
+            zs.append(_read_only(layer.forward(x, zs[-1])))
+        return zs
+
+    def _backward(self):
+        L = self.net.depth
+        bs = [None] * (L + 1)
+        grads = [None] * L
+        bs[L] = _read_only(np.ones(1))
+        for l in range(L, 0, -1):
+            b_in, g = self.layers[l - 1].vjp(self.xs[l - 1], self.z[l - 1], bs[l])
+            bs[l - 1], grads[l - 1] = _read_only(b_in), g
+        return bs, grads
+
+    # -- first order ---------------------------------------------------------
+
+    @property
+    def P(self):
+        """Number of parameters."""
+        return self.net.n_params
+
+    @property
+    def depth(self):
+        """Number of layers ``L``."""
+        return self.net.depth
+
+    def sizes(self):
+        """Per-layer ``(p_l, a_l)``."""
+        return self.net.sizes(self.batch)
+
+    def loss(self):
+        """The training loss ``z_L``."""
+        return float(self.z[-1][0])
+
+    def gradient(self):
+        """:math:`g_l = b_l J_{x,l}`, concatenated: shape (P,)."""
+        return np.concatenate(self._grads)
+
+    # -- explicit blocks ------------------------------------------------------
+
+    @property
+    def blocks(self):
+        """Per-layer :class:`LayerBlocks`, ``blocks[l - 1]`` for layer ``l``.
+
+        Computed on first access and cached (read-only arrays).
+        """
+        if self._blocks is None:
+            self._blocks = tuple(self._layer_blocks(l) for l in range(1, self.depth + 1))
+        return self._blocks
+
+    def _layer_blocks(self, l):
+        layer, x, z_in = self.layers[l - 1], self.xs[l - 1], self.z[l - 1]
+        Jz, Jx = layer.jacobians(x, z_in)
+        Hxx, Hxz, Hzz = layer.curvature(x, z_in, self.b[l])
+        return LayerBlocks(*(_read_only(np.asarray(m, dtype=np.float64)) for m in (Jz, Jx, Hxx, Hxz, Hzz)))
+
+    # -- vectors in parameter space -------------------------------------------
+
+    def split(self, v):
+        """Split a (P,) vector into per-layer views ``v_l`` of shape (p_l,)."""
+        o = self.net.offsets()
+        return [v[o[l]:o[l + 1]] for l in range(self.depth)]
+
+    # -- everything built on the cache ----------------------------------------
+
+    def hvp(self, v):
+        """Pearlmutter's R-operator :math:`H v`; see :func:`hessinv_ref.hvp.rop_hvp`."""
+        from .hvp import rop_hvp_cached
+
+        return rop_hvp_cached(self, v)
+
+    def polynomial(self):
+        """The structured matrices of ``math.md`` §4; see
+        :class:`hessinv_ref.polynomial.HessianPolynomial`."""
+        from .polynomial import HessianPolynomial
+
+        return HessianPolynomial(self.blocks)
+
+    def hessian(self):
+        """The dense ``P × P`` Hessian; see :func:`hessinv_ref.dense.hessian_from_blocks`."""
+        from .dense import hessian_from_blocks
+
+        return hessian_from_blocks(self.blocks)

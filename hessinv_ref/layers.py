@@ -1,0 +1,613 @@
+r"""Layers with hand-written first- and second-order derivatives.
+
+Every layer is one link :math:`z_l = f_l(z_{l-1}; x_l)` of the chain in
+``math.md`` §1.  Activations are flat, sample-major vectors: a batch of ``B``
+samples of width ``n`` is a vector of length ``a = B n`` (sample ``i``, unit
+``k`` sits at index ``i n + k``).  A layer's parameters are one flat vector
+``x`` of length ``p``: the weight ``W`` of shape ``(n_out, n_in)`` row-major,
+then the bias (``torch.nn.Linear``'s order).
+
+The layer protocol
+------------------
+A layer has attributes ``n_in``, ``n_out`` (per-sample widths),
+``n_params`` and the method ``out_dim(batch)``, plus::
+
+    forward(x, z_in)                    -> z_out                     (a_out,)
+    vjp(x, z_in, b_out)                 -> (b_in, g_x)               (a_in,), (p,)
+    jvp(x, z_in, t_in, v)               -> t_out                     (a_out,)
+    second_order(x, z_in, b_out, t_in, v)
+                      -> (Hzz t_in + Hxz^T v,  Hxz t_in + Hxx v)     (a_in,), (p,)
+    jacobians(x, z_in)                  -> (Jz, Jx)      (a_out, a_in), (a_out, p)
+    curvature(x, z_in, b_out)           -> (Hxx, Hxz, Hzz)
+                                          (p, p), (p, a_in), (a_in, a_in)
+
+with ``Hxx, Hxz, Hzz`` the second derivatives of the scalar
+:math:`b_{out} \cdot z_{out}` (``math.md`` §3).  Anything that implements it
+works in :class:`~hessinv_ref.network.Network`, in every solver and in
+:func:`hessinv_ref.testing.check_layer`.
+
+Every built-in layer here is an *affine map followed by an output map*:
+
+.. math::
+
+    u = Z W^T + c \quad (B \times n_{out}), \qquad z_{out} = φ(u, z_{in}).
+
+Because :math:`u` is affine in :math:`x` and affine in :math:`z_{in}`, all the
+second-order information of the layer reduces to two objects in
+:math:`u`-space: the *delta* :math:`D = ∂(b_{out} \cdot z_{out}) / ∂u` and its
+derivative :math:`Λ = ∂^2 (b_{out}\cdot z_{out}) / ∂u^2`.  With
+:math:`A_x = ∂u/∂x`, :math:`A_z = ∂u/∂z_{in}` and the bilinear cross term
+:math:`C = \sum_{ik} D_{ik}\, ∂^2 u_{ik} / ∂x\, ∂z_{in}`:
+
+.. math::
+
+    H_{xx} = A_x^T Λ A_x, \qquad H_{zz} = A_z^T Λ A_z, \qquad
+    H_{xz} = A_x^T Λ A_z + C.
+
+Subclasses supply only the output map (:class:`Dense`: an elementwise
+activation; the loss heads: a loss of the logits).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.linalg
+
+from .activations import get_activation
+
+__all__ = [
+    "Layer",
+    "AffineLayer",
+    "Dense",
+    "Residual",
+    "LossHead",
+    "SoftmaxCrossEntropy",
+    "SquaredError",
+]
+
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected a positive int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name}: expected a positive int, got {value}")
+    return int(value)
+
+
+def _block_diag(blocks):
+    """Block-diagonal matrix from a stack of blocks, shape (B, r, c)."""
+    return scipy.linalg.block_diag(*blocks)
+
+
+class Layer:
+    """Base class documenting the layer protocol (see the module docstring).
+
+    Subclasses must set ``n_in``, ``n_out``, ``n_params`` and implement
+    ``forward``, ``vjp``, ``jvp``, ``second_order``, ``jacobians``,
+    ``curvature`` and ``init``.
+    """
+
+    is_loss = False
+
+    def out_dim(self, batch):
+        """Length ``a_out`` of the flat output for a batch of ``batch``."""
+        return batch * self.n_out
+
+    def batch_of(self, z_in):
+        """Number of samples in a flat input vector ``z_in`` of length B n_in."""
+        z_in = np.asarray(z_in)
+        if z_in.ndim != 1 or z_in.size % self.n_in != 0 or z_in.size == 0:
+            raise ValueError(
+                f"z_in: expected a flat vector whose length is a positive "
+                f"multiple of n_in={self.n_in}, got shape {z_in.shape}"
+            )
+        return z_in.size // self.n_in
+
+
+class AffineLayer(Layer):
+    r"""An affine map :math:`u = Z W^T + c` followed by an output map.
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Per-sample input and output widths of the affine map.
+    bias : bool
+        Whether the layer has the bias ``c``.
+
+    Subclasses implement the output map through :meth:`_output`,
+    :meth:`_delta`, :meth:`_lambda`, :meth:`_lambda_blocks`,
+    :meth:`_out_jvp` and :meth:`_out_jacobian`.
+    """
+
+    def __init__(self, n_in, n_out, bias=True):
+        self.n_in = _check_positive_int("n_in", n_in)
+        self.n_out = _check_positive_int("n_out", n_out)
+        if not isinstance(bias, (bool, np.bool_)):
+            raise TypeError(f"bias: expected a bool, got {bias!r}")
+        self.bias = bool(bias)
+        self.n_params = self.n_out * self.n_in + (self.n_out if self.bias else 0)
+
+    # -- parameters ---------------------------------------------------------
+
+    def unpack(self, x):
+        """Split a flat parameter vector into ``(W, c)``.
+
+        Returns views: ``W`` of shape (n_out, n_in) and ``c`` of shape
+        (n_out,), or ``None`` without bias.
+        """
+        x = np.asarray(x)
+        if x.shape != (self.n_params,):
+            raise ValueError(
+                f"x: expected shape ({self.n_params},) for {self!r}, got {x.shape}"
+            )
+        n_w = self.n_out * self.n_in
+        W = x[:n_w].reshape(self.n_out, self.n_in)
+        c = x[n_w:] if self.bias else None
+        return W, c
+
+    def pack(self, weight, bias=None):
+        """Flatten ``weight`` (n_out, n_in) and ``bias`` (n_out,) into ``x``."""
+        weight = np.asarray(weight)
+        if weight.shape != (self.n_out, self.n_in):
+            raise ValueError(
+                f"weight: expected shape {(self.n_out, self.n_in)}, got {weight.shape}"
+            )
+        if not self.bias:
+            if bias is not None:
+                raise ValueError(f"bias: {self!r} has no bias, got an array")
+            return weight.ravel().copy()
+        bias = np.asarray(bias) if bias is not None else None
+        if bias is None or bias.shape != (self.n_out,):
+            raise ValueError(
+                f"bias: expected shape ({self.n_out},), got "
+                f"{None if bias is None else bias.shape}"
+            )
+        return np.concatenate([weight.ravel(), bias])
+
+    def init(self, rng, scale=1.0):
+        r"""Draw ``x`` as ``torch.nn.Linear`` does, times ``scale``.
+
+        Weight, then bias, each :math:`\mathcal U(-s/\sqrt{n_{in}}, s/\sqrt{n_{in}})`
+        with :math:`s` = ``scale``, drawn from the ``numpy.random.Generator``
+        ``rng`` in that order.
+        """
+        bound = scale / math.sqrt(self.n_in)
+        W = rng.uniform(-bound, bound, size=(self.n_out, self.n_in))
+        c = rng.uniform(-bound, bound, size=self.n_out) if self.bias else None
+        return self.pack(W, c)
+
+    # -- the affine map and its derivatives ---------------------------------
+
+    def _affine(self, x, Z):
+        """:math:`u = Z W^T + c`, shape (B, n_out)."""
+        W, c = self.unpack(x)
+        U = Z @ W.T
+        return U + c if self.bias else U
+
+    def _affine_jvp(self, x, Z, T, v):
+        """Directional derivative of ``u`` along ``(t_in, v)``:
+        :math:`dU = T W^T + Z V_W^T + v_c`."""
+        W, _ = self.unpack(x)
+        V_W, v_c = self.unpack(v)
+        dU = T @ W.T + Z @ V_W.T
+        return dU + v_c if self.bias else dU
+
+    def _affine_vjp(self, x, Z, D):
+        """Pull a cotangent ``D`` on ``u`` back: returns ``(D W, vec(D^T Z, Σ_i D_i))``,
+        shapes (B, n_in) and (p,)."""
+        W, _ = self.unpack(x)
+        g_W = D.T @ Z
+        g_x = np.concatenate([g_W.ravel(), D.sum(axis=0)]) if self.bias else g_W.ravel()
+        return D @ W, g_x
+
+    def _cross(self, D, T, v):
+        r"""The bilinear cross term of ``u`` contracted with ``D``.
+
+        Since :math:`∂^2 u_{ik} / ∂W_{kj} ∂z_{ij} = 1`, the term
+        :math:`C = \sum_{ik} D_{ik} ∂^2 u_{ik}/∂x∂z` gives
+        :math:`C^T v = D V_W` and :math:`C t = \mathrm{vec}(D^T T, 0)`.
+        """
+        V_W, _ = self.unpack(v)
+        Ct = (D.T @ T).ravel()
+        if self.bias:
+            Ct = np.concatenate([Ct, np.zeros(self.n_out, dtype=Ct.dtype)])
+        return D @ V_W, Ct
+
+    def _A_x(self, Z):
+        """Explicit :math:`A_x = ∂u/∂x`, shape (B n_out, p).
+
+        Row ``(i, k)`` has ``z_i`` in the columns of ``W[k, :]`` and a 1 in the
+        column of ``c[k]``."""
+        B = Z.shape[0]
+        eye = np.eye(self.n_out, dtype=Z.dtype)
+        A_W = np.einsum("kl,ij->iklj", eye, Z).reshape(B * self.n_out, -1)
+        if not self.bias:
+            return A_W
+        return np.hstack([A_W, np.tile(eye, (B, 1))])
+
+    def _A_z(self, x, B):
+        """Explicit :math:`A_z = ∂u/∂z_{in} = I_B ⊗ W`, shape (B n_out, B n_in)."""
+        W, _ = self.unpack(x)
+        return np.kron(np.eye(B, dtype=W.dtype), W)
+
+    def _C(self, D):
+        """Explicit cross term :math:`C`, shape (p, B n_in): rows of ``W[k, j]``
+        hold ``D[i, k]`` at column ``(i, j)``; bias rows are zero."""
+        B = D.shape[0]
+        eye = np.eye(self.n_in, dtype=D.dtype)
+        C_W = np.einsum("ik,jl->kjil", D, eye).reshape(self.n_out * self.n_in, B * self.n_in)
+        if not self.bias:
+            return C_W
+        return np.vstack([C_W, np.zeros((self.n_out, B * self.n_in), dtype=D.dtype)])
+
+    # -- the protocol, written once for every affine layer -------------------
+
+    def _unflat(self, z_in):
+        B = self.batch_of(z_in)
+        return B, np.asarray(z_in).reshape(B, self.n_in)
+
+    def forward(self, x, z_in):
+        """:math:`z_{out} = φ(Z W^T + c, Z)`, flat (a_out,)."""
+        B, Z = self._unflat(z_in)
+        return self._output(self._affine(x, Z), Z).ravel()
+
+    def vjp(self, x, z_in, b_out):
+        """Backprop: :math:`b_{in} = b_{out} J_z`, :math:`g_x = b_{out} J_x`."""
+        B, Z = self._unflat(z_in)
+        U = self._affine(x, Z)
+        D = self._delta(U, b_out)
+        b_in, g_x = self._affine_vjp(x, Z, D)
+        return b_in.ravel() + self._skip(b_out), g_x
+
+    def jvp(self, x, z_in, t_in, v):
+        """Forward tangent: :math:`t_{out} = J_z t_{in} + J_x v`."""
+        B, Z = self._unflat(z_in)
+        T = np.asarray(t_in).reshape(B, self.n_in)
+        U = self._affine(x, Z)
+        dU = self._affine_jvp(x, Z, T, v)
+        return self._out_jvp(U, dU).ravel() + self._skip(t_in)
+
+    def second_order(self, x, z_in, b_out, t_in, v):
+        r"""The R-backward terms :math:`(H_{zz} t + H_{xz}^T v,\ H_{xz} t + H_{xx} v)`.
+
+        They are the derivative of :meth:`vjp` along ``(t_in, v)`` at fixed
+        ``b_out``: the delta moves by :math:`R\{D\} = Λ\, dU`, and the
+        bilinear affine map adds the cross term :math:`C`.
+        """
+        B, Z = self._unflat(z_in)
+        T = np.asarray(t_in).reshape(B, self.n_in)
+        U = self._affine(x, Z)
+        RD = self._lambda(U, b_out, self._affine_jvp(x, Z, T, v))
+        D = self._delta(U, b_out)
+        via_u_z, via_u_x = self._affine_vjp(x, Z, RD)
+        cross_z, cross_x = self._cross(D, T, v)
+        return (via_u_z + cross_z).ravel(), via_u_x + cross_x
+
+    def jacobians(self, x, z_in):
+        r"""Explicit :math:`J_z = (∂z_{out}/∂u) A_z` (+ I for a skip) and
+        :math:`J_x = (∂z_{out}/∂u) A_x`, shapes (a_out, a_in), (a_out, p)."""
+        B, Z = self._unflat(z_in)
+        G = self._out_jacobian(self._affine(x, Z))
+        Jz = G @ self._A_z(x, B) + self._skip_matrix(B)
+        return Jz, G @ self._A_x(Z)
+
+    def curvature(self, x, z_in, b_out):
+        r"""Explicit :math:`H_{xx} = A_x^T Λ A_x`, :math:`H_{xz} = A_x^T Λ A_z + C`,
+        :math:`H_{zz} = A_z^T Λ A_z`, shapes (p, p), (p, a_in), (a_in, a_in)."""
+        B, Z = self._unflat(z_in)
+        U = self._affine(x, Z)
+        Lam = _block_diag(self._lambda_blocks(U, b_out))
+        A_x, A_z = self._A_x(Z), self._A_z(x, B)
+        Hxx = A_x.T @ Lam @ A_x
+        Hxz = A_x.T @ Lam @ A_z + self._C(self._delta(U, b_out))
+        Hzz = A_z.T @ Lam @ A_z
+        return Hxx, Hxz, Hzz
+
+    # -- the skip connection (none here; Residual overrides) -----------------
+
+    def _skip(self, vec):
+        return 0.0
+
+    def _skip_matrix(self, B):
+        return 0.0
+
+    # -- the output map, supplied by subclasses ------------------------------
+
+    def _output(self, U, Z):
+        """:math:`φ(u, z_{in})` without the skip, shape (B, n_out) or (1,)."""
+        raise NotImplementedError
+
+    def _delta(self, U, b_out):
+        """:math:`D = ∂(b_{out}\\cdot z_{out})/∂u`, shape (B, n_out)."""
+        raise NotImplementedError
+
+    def _lambda(self, U, b_out, dU):
+        """:math:`Λ\\, dU`, shape (B, n_out)."""
+        raise NotImplementedError
+
+    def _lambda_blocks(self, U, b_out):
+        """The per-sample blocks of :math:`Λ`, shape (B, n_out, n_out)."""
+        raise NotImplementedError
+
+    def _out_jvp(self, U, dU):
+        """:math:`(∂z_{out}/∂u)\\, dU`."""
+        raise NotImplementedError
+
+    def _out_jacobian(self, U):
+        """Explicit :math:`∂z_{out}/∂u`, shape (a_out, B n_out)."""
+        raise NotImplementedError
+
+
+class Dense(AffineLayer):
+    r"""A fully connected layer :math:`z_{out} = σ(Z W^T + c)` per sample.
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Per-sample widths.
+    activation : str or Activation
+        ``identity, tanh, sigmoid, softplus, gelu, silu`` or ``relu``.
+    bias : bool
+        Whether to learn the bias ``c``.
+
+    Notes
+    -----
+    The output map is elementwise, so
+    :math:`D = b_{out} ⊙ σ'(u)` and :math:`Λ = \mathrm{diag}(b_{out} ⊙ σ''(u))`.
+    """
+
+    def __init__(self, n_in, n_out, activation="tanh", bias=True):
+        super().__init__(n_in, n_out, bias)
+        self.activation = get_activation(activation)
+
+    def __repr__(self):
+        name = getattr(self.activation, "name", repr(self.activation))
+        return (
+            f"{type(self).__name__}({self.n_in}, {self.n_out}, "
+            f"activation={name!r}, bias={self.bias})"
+        )
+
+    def _b(self, U, b_out):
+        return np.asarray(b_out).reshape(U.shape)
+
+    def _output(self, U, Z):
+        return self.activation.f(U)
+
+    def _delta(self, U, b_out):
+        return self._b(U, b_out) * self.activation.df(U)
+
+    def _lambda(self, U, b_out, dU):
+        return self._b(U, b_out) * self.activation.d2f(U) * dU
+
+    def _lambda_blocks(self, U, b_out):
+        w = self._b(U, b_out) * self.activation.d2f(U)
+        return w[:, :, None] * np.eye(self.n_out, dtype=w.dtype)
+
+    def _out_jvp(self, U, dU):
+        return self.activation.df(U) * dU
+
+    def _out_jacobian(self, U):
+        return np.diag(self.activation.df(U).ravel())
+
+
+class Residual(Dense):
+    r"""A residual block :math:`z_{out} = z_{in} + σ(Z W^T + c)` of one width.
+
+    The skip is linear and parameter-free, so it adds the identity to
+    :math:`J_z` and :math:`b_{out}` to :math:`b_{in}`, and nothing to the
+    curvature blocks.
+    """
+
+    def __init__(self, width, activation="tanh", bias=True):
+        super().__init__(width, width, activation, bias)
+
+    def __repr__(self):
+        name = getattr(self.activation, "name", repr(self.activation))
+        return f"Residual({self.n_in}, activation={name!r}, bias={self.bias})"
+
+    def _output(self, U, Z):
+        return Z + self.activation.f(U)
+
+    def _skip(self, vec):
+        return np.asarray(vec)
+
+    def _skip_matrix(self, B):
+        return np.eye(B * self.n_in)
+
+
+class LossHead(AffineLayer):
+    r"""A final affine map fused with a batch-mean loss; the output is the
+    scalar training loss, so ``a_out = 1`` and ``b_out`` has shape (1,).
+
+    A head needs targets: :meth:`bind` returns a copy that holds them and
+    follows the plain layer protocol.  With the loss :math:`ℓ(u)` of the
+    logits and :math:`β` = ``b_out[0]``,
+    :math:`D = β ∇ℓ(u)` and :math:`Λ = β ∇^2 ℓ(u)`.
+    """
+
+    is_loss = True
+
+    def __init__(self, n_in, n_out, bias=True):
+        super().__init__(n_in, n_out, bias)
+        self.y = None
+
+    def out_dim(self, batch):
+        return 1
+
+    def bind(self, y):
+        """Return a copy of this head holding the validated targets ``y``."""
+        bound = object.__new__(type(self))
+        bound.__dict__.update(self.__dict__)
+        bound.y = self.check_targets(y)
+        return bound
+
+    def check_targets(self, y, batch=None):
+        """Validate and return a read-only copy of the targets."""
+        raise NotImplementedError
+
+    def _targets(self, U):
+        if self.y is None:
+            raise ValueError(f"{self!r} has no targets: call .bind(y) first")
+        if self.y.shape[0] != U.shape[0]:
+            raise ValueError(
+                f"y: expected {U.shape[0]} targets to match the batch, "
+                f"got {self.y.shape[0]}"
+            )
+        return self.y
+
+    def loss_terms(self, U):
+        """Return ``(loss, grad, hess_blocks)`` of the loss in the logits:
+        a float, shape (B, n_out) and (B, n_out, n_out)."""
+        raise NotImplementedError
+
+    def _loss_hvp(self, U, dU):
+        """:math:`∇^2 ℓ(u)\\, dU` without forming the blocks."""
+        raise NotImplementedError
+
+    def _beta(self, b_out):
+        b_out = np.asarray(b_out)
+        if b_out.size != 1:
+            raise ValueError(f"b_out: expected shape (1,) for a loss head, got {b_out.shape}")
+        return b_out.reshape(())
+
+    def _output(self, U, Z):
+        return np.array([self.loss_terms(U)[0]])
+
+    def _delta(self, U, b_out):
+        return self._beta(b_out) * self.loss_terms(U)[1]
+
+    def _lambda(self, U, b_out, dU):
+        return self._beta(b_out) * self._loss_hvp(U, dU)
+
+    def _lambda_blocks(self, U, b_out):
+        return self._beta(b_out) * self.loss_terms(U)[2]
+
+    def _out_jvp(self, U, dU):
+        return np.array([np.sum(self.loss_terms(U)[1] * dU)])
+
+    def _out_jacobian(self, U):
+        return self.loss_terms(U)[1].reshape(1, -1)
+
+
+class SoftmaxCrossEntropy(LossHead):
+    r"""Logits :math:`u = Z W^T + c` and the batch-mean cross-entropy.
+
+    Exactly ``torch.nn.functional.cross_entropy(u, y)`` (mean reduction):
+
+    .. math::
+
+        ℓ(u) = \frac1B \sum_i \Bigl(\log\sum_k e^{u_{ik}} - u_{i y_i}\Bigr),\quad
+        ∇ℓ = \frac{p - Y}{B},\quad
+        ∇^2_{u_i} ℓ = \frac{\mathrm{diag}(p_i) - p_i p_i^T}{B},
+
+    with :math:`p_i = \mathrm{softmax}(u_i)` and :math:`Y` one-hot labels.
+
+    Parameters
+    ----------
+    n_in : int
+        Input width.
+    n_classes : int
+        Number of classes.
+    bias : bool
+        Whether the logits have a bias.  With a bias, the Hessian has a null
+        space (adding a constant to every class's bias changes nothing).
+    """
+
+    def __init__(self, n_in, n_classes, bias=True):
+        super().__init__(n_in, n_classes, bias)
+
+    @property
+    def n_classes(self):
+        return self.n_out
+
+    def __repr__(self):
+        return f"SoftmaxCrossEntropy({self.n_in}, {self.n_out}, bias={self.bias})"
+
+    def check_targets(self, y, batch=None):
+        y = np.asarray(y)
+        if y.ndim != 1 or (batch is not None and y.shape[0] != batch):
+            want = f"({batch},)" if batch is not None else "(B,)"
+            raise ValueError(f"y: expected integer labels of shape {want}, got shape {y.shape}")
+        if not np.issubdtype(y.dtype, np.integer):
+            raise TypeError(f"y: expected integer class labels, got dtype {y.dtype}")
+        if y.size and (y.min() < 0 or y.max() >= self.n_out):
+            bad = y[(y < 0) | (y >= self.n_out)][0]
+            raise ValueError(
+                f"y: labels must lie in [0, {self.n_out}), got {int(bad)}"
+            )
+        y = y.astype(np.intp, copy=True)
+        y.flags.writeable = False
+        return y
+
+    def _probs(self, U):
+        shifted = U - U.max(axis=1, keepdims=True)
+        e = np.exp(shifted)
+        return e / e.sum(axis=1, keepdims=True), shifted
+
+    def loss_terms(self, U):
+        y = self._targets(U)
+        B = U.shape[0]
+        p, shifted = self._probs(U)
+        rows = np.arange(B)
+        logsumexp = np.log(np.exp(shifted).sum(axis=1))
+        loss = np.mean(logsumexp - shifted[rows, y])
+        grad = p.copy()
+        grad[rows, y] -= 1.0
+        grad /= B
+        hess = (p[:, :, None] * np.eye(self.n_out) - p[:, :, None] * p[:, None, :]) / B
+        return loss, grad, hess
+
+    def _loss_hvp(self, U, dU):
+        p, _ = self._probs(U)
+        return (p * dU - p * np.sum(p * dU, axis=1, keepdims=True)) / U.shape[0]
+
+
+class SquaredError(LossHead):
+    r"""Outputs :math:`u = Z W^T + c` and the mean squared error.
+
+    Exactly ``torch.nn.functional.mse_loss(u, y)``, the mean over all
+    :math:`B n_{out}` elements:
+
+    .. math::
+
+        ℓ(u) = \frac{1}{B n_{out}} \sum_{ik} (u_{ik} - y_{ik})^2, \quad
+        ∇ℓ = \frac{2 (u - y)}{B n_{out}}, \quad
+        ∇^2_{u_i} ℓ = \frac{2 I}{B n_{out}}.
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Input and output widths; targets have shape (B, n_out).
+    bias : bool
+        Whether the output has a bias.
+    """
+
+    def __repr__(self):
+        return f"SquaredError({self.n_in}, {self.n_out}, bias={self.bias})"
+
+    def check_targets(self, y, batch=None):
+        y = np.asarray(y)
+        if y.ndim != 2 or y.shape[1] != self.n_out or (batch is not None and y.shape[0] != batch):
+            want = f"({batch if batch is not None else 'B'}, {self.n_out})"
+            raise ValueError(f"y: expected float targets of shape {want}, got shape {y.shape}")
+        if not np.issubdtype(y.dtype, np.floating):
+            raise TypeError(f"y: expected floating-point targets, got dtype {y.dtype}")
+        if not np.all(np.isfinite(y)):
+            raise ValueError("y: targets must be finite, got NaN or inf")
+        y = y.astype(np.float64, copy=True)
+        y.flags.writeable = False
+        return y
+
+    def _scale(self, U):
+        return 2.0 / U.size
+
+    def loss_terms(self, U):
+        r = U - self._targets(U)
+        loss = np.mean(r * r)
+        hess = np.broadcast_to(self._scale(U) * np.eye(self.n_out), (U.shape[0], self.n_out, self.n_out))
+        return loss, self._scale(U) * r, hess
+
+    def _loss_hvp(self, U, dU):
+        return self._scale(U) * dU

@@ -1,0 +1,267 @@
+r"""A network is a chain of layers ending in a loss head (``math.md`` §1).
+
+.. math::
+
+    z_0 = X, \quad z_l = f_l(z_{l-1}; x_l) \ (l = 1..L), \quad z_L = \text{loss}.
+
+Parameters are handled in two equivalent forms:
+
+* ``params``: a list with one dict per layer, ``{"weight": W, "bias": c}``
+  (``"bias"`` only where the layer has one), the names of
+  ``torch.nn.Linear.named_parameters()``;
+* ``theta``: the flat vector of length ``P`` that concatenates every layer's
+  ``W.ravel()`` (row-major) then bias, in layer order.
+
+Every function that takes ``params`` also accepts ``theta``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .layers import Layer
+
+__all__ = ["Network"]
+
+
+def _check_finite(name, a):
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name}: expected finite values, got NaN or inf")
+
+
+class Network:
+    """A chain of layers whose last layer is a loss head.
+
+    Parameters
+    ----------
+    layers : sequence of Layer
+        Hidden layers, then exactly one loss head (``layer.is_loss``).
+        Consecutive per-sample widths must match.
+
+    Examples
+    --------
+    >>> from hessinv_ref import Network, Dense, SoftmaxCrossEntropy
+    >>> net = Network([Dense(3, 4), Dense(4, 4), SoftmaxCrossEntropy(4, 2)])
+    >>> net.n_params
+    46
+    >>> params = net.init(seed=0)
+    >>> [sorted(p) for p in params][-1]
+    ['bias', 'weight']
+    """
+
+    def __init__(self, layers):
+        layers = list(layers)
+        if not layers:
+            raise ValueError("layers: expected at least one layer (the loss head), got none")
+        for l, layer in enumerate(layers, start=1):
+            for attr in ("n_in", "n_out", "n_params", "forward", "vjp", "jvp"):
+                if not hasattr(layer, attr):
+                    raise TypeError(
+                        f"layers[{l - 1}]: expected a layer with {attr!r}, "
+                        f"got {type(layer).__name__}"
+                    )
+        for l, layer in enumerate(layers[:-1], start=1):
+            if getattr(layer, "is_loss", False):
+                raise ValueError(
+                    f"layers[{l - 1}]: a loss head ({layer!r}) must be the last layer"
+                )
+        if not getattr(layers[-1], "is_loss", False):
+            raise ValueError(
+                f"layers[{len(layers) - 1}]: the last layer must be a loss head "
+                f"(SoftmaxCrossEntropy or SquaredError), got {layers[-1]!r}"
+            )
+        for l in range(1, len(layers)):
+            prev, layer = layers[l - 1], layers[l]
+            if layer.n_in != prev.n_out:
+                raise ValueError(
+                    f"layers[{l}]: {layer!r} expects input width {layer.n_in}, "
+                    f"but layers[{l - 1}] ({prev!r}) has output width {prev.n_out}"
+                )
+        self.layers = tuple(layers)
+
+    # -- sizes ------------------------------------------------------------------
+
+    @property
+    def depth(self):
+        """Number of layers ``L``, the head included."""
+        return len(self.layers)
+
+    @property
+    def n_in(self):
+        """Per-sample input width."""
+        return self.layers[0].n_in
+
+    @property
+    def head(self):
+        """The loss head, ``layers[-1]``."""
+        return self.layers[-1]
+
+    @property
+    def param_sizes(self):
+        """``(p_1, ..., p_L)``."""
+        return tuple(layer.n_params for layer in self.layers)
+
+    @property
+    def n_params(self):
+        """``P = Σ p_l``."""
+        return sum(self.param_sizes)
+
+    def activation_sizes(self, batch):
+        """``(a_0, a_1, ..., a_L)`` for a batch of ``batch`` samples (``a_L = 1``)."""
+        sizes = [batch * self.n_in]
+        sizes += [layer.out_dim(batch) for layer in self.layers]
+        return tuple(sizes)
+
+    def sizes(self, batch):
+        """Per-layer ``(p_l, a_l)`` pairs for ``l = 1..L``."""
+        a = self.activation_sizes(batch)
+        return [(layer.n_params, a[l]) for l, layer in enumerate(self.layers, start=1)]
+
+    def offsets(self):
+        """Start of each layer's block in ``theta``, length ``L + 1``."""
+        return np.concatenate([[0], np.cumsum(self.param_sizes)]).astype(int)
+
+    def __repr__(self):
+        inner = ",\n    ".join(repr(layer) for layer in self.layers)
+        return f"Network([\n    {inner},\n])"
+
+    # -- parameters -------------------------------------------------------------
+
+    def init(self, seed=0, scale=1.0):
+        """Draw parameters as ``torch.nn.Linear`` does.
+
+        Parameters
+        ----------
+        seed : int or numpy.random.Generator
+            Seed of the generator; the layers draw weight then bias, in order.
+        scale : float
+            Multiplies every bound (``1`` is PyTorch's default).  Deep tanh
+            chains need ``scale`` around 1.5-2 for the curvature to be
+            more than ``εI`` at the far end.
+
+        Returns
+        -------
+        list of dict
+            One ``{"weight", "bias"}`` dict per layer.
+        """
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        return self.unflatten(
+            np.concatenate([layer.init(rng, scale=scale) for layer in self.layers])
+        )
+
+    def flatten(self, params):
+        """Concatenate per-layer dicts into ``theta`` of shape (P,)."""
+        return np.concatenate(self.layer_vectors(params))
+
+    def unflatten(self, theta):
+        """Split ``theta`` (P,) into one ``{"weight", "bias"}`` dict per layer (copies)."""
+        out = []
+        for layer, x in zip(self.layers, self.layer_vectors(theta)):
+            W, c = layer.unpack(x)
+            d = {"weight": W.copy()}
+            if c is not None:
+                d["bias"] = c.copy()
+            out.append(d)
+        return out
+
+    def layer_vectors(self, params):
+        """Validate ``params`` or ``theta`` and return the per-layer ``x_l`` list.
+
+        The vectors are read-only copies, so no later computation can write
+        into the caller's arrays.
+        """
+        if isinstance(params, np.ndarray) or (
+            not isinstance(params, (list, tuple)) and hasattr(params, "shape")
+        ):
+            theta = np.asarray(params)
+            if theta.shape != (self.n_params,):
+                raise ValueError(
+                    f"params: expected a flat vector of shape ({self.n_params},) "
+                    f"or a list of {self.depth} dicts, got an array of shape {theta.shape}"
+                )
+            if not np.issubdtype(theta.dtype, np.floating):
+                raise TypeError(f"params: expected a floating-point array, got dtype {theta.dtype}")
+            _check_finite("params", theta)
+            o = self.offsets()
+            xs = [theta[o[l]:o[l + 1]].copy() for l in range(self.depth)]
+        elif isinstance(params, (list, tuple)):
+            if len(params) != self.depth:
+                raise ValueError(
+                    f"params: expected {self.depth} per-layer dicts, got {len(params)}"
+                )
+            xs = []
+            for l, (layer, p) in enumerate(zip(self.layers, params)):
+                if not isinstance(p, dict) or "weight" not in p:
+                    raise TypeError(
+                        f"params[{l}]: expected a dict with 'weight' (and 'bias'), got {type(p).__name__}"
+                    )
+                extra = set(p) - {"weight", "bias"}
+                if extra:
+                    raise ValueError(f"params[{l}]: unexpected keys {sorted(extra)}")
+                try:
+                    x = layer.pack(p["weight"], p.get("bias"))
+                except ValueError as err:
+                    raise ValueError(f"params[{l}] ({layer!r}): {err}") from None
+                if not np.issubdtype(x.dtype, np.floating):
+                    raise TypeError(f"params[{l}]: expected floating-point arrays, got dtype {x.dtype}")
+                _check_finite(f"params[{l}]", x)
+                xs.append(x)
+        else:
+            raise TypeError(
+                f"params: expected a list of per-layer dicts or a flat array, got {type(params).__name__}"
+            )
+        for x in xs:
+            x.flags.writeable = False
+        return xs
+
+    def check_inputs(self, X, y):
+        """Validate ``X`` (B, n_in) and ``y``; return read-only ``(z_0, y)``."""
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.n_in or X.shape[0] == 0:
+            raise ValueError(
+                f"X: expected shape (B, {self.n_in}) with B >= 1, got {X.shape}"
+            )
+        if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
+            raise TypeError(f"X: expected a real array, got dtype {X.dtype}")
+        _check_finite("X", X)
+        z0 = X.astype(np.float64, copy=True).ravel()
+        z0.flags.writeable = False
+        return z0, self.head.check_targets(y, batch=X.shape[0])
+
+    def check_vector(self, name, v):
+        """Validate a parameter-space vector (P,) or matrix (P, k)."""
+        v = np.asarray(v)
+        if v.ndim not in (1, 2) or v.shape[0] != self.n_params:
+            raise ValueError(
+                f"{name}: expected shape ({self.n_params},) or ({self.n_params}, k), got {v.shape}"
+            )
+        if not np.issubdtype(v.dtype, np.number) or np.issubdtype(v.dtype, np.complexfloating):
+            raise TypeError(f"{name}: expected a real array, got dtype {v.dtype}")
+        _check_finite(name, v)
+        return v
+
+    def bound_layers(self, y):
+        """The layers with the head bound to targets ``y``."""
+        return self.layers[:-1] + (self.head.bind(y),)
+
+    # -- passes -----------------------------------------------------------------
+
+    def forward(self, params, X, y):
+        """Forward pass; returns the activations ``[z_0, ..., z_L]`` (flat)."""
+        xs = self.layer_vectors(params)
+        z, y = self.check_inputs(X, y)
+        zs = [z]
+        for layer, x in zip(self.bound_layers(y), xs):
+            zs.append(layer.forward(x, zs[-1]))
+        return zs
+
+    def loss(self, params, X, y):
+        """The training loss ``z_L`` (a float): batch-mean, as PyTorch."""
+        return float(self.forward(params, X, y)[-1][0])
+
+    def gradient(self, params, X, y):
+        r"""Backprop: :math:`b_L = 1,\ b_{l-1} = b_l J_{z,l}`,
+        :math:`g_l = b_l J_{x,l}`; returns ``g`` of shape (P,)."""
+        from .curvature import Curvature
+
+        return Curvature(self, params, X, y).gradient()

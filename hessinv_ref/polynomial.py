@@ -1,0 +1,184 @@
+r"""The Hessian as a matrix polynomial in :math:`M^{-1}` (``math.md`` §4).
+
+.. math::
+
+    H = H_{xx} + H_{xz} P_{\downarrow} M^{-1} D_x
+        + D_x^T M^{-T} P_{\downarrow}^T H_{xz}^T
+        + D_x^T M^{-T} P_{\downarrow}^T H_{zz} P_{\downarrow} M^{-1} D_x
+
+:class:`HessianPolynomial` holds the per-layer blocks and exposes every factor
+as a ``scipy.sparse`` matrix for display, and applies the polynomial to
+vectors by block substitution, which is where the linear cost comes from.
+
+Index spaces (``L`` layers, ``a_l`` activation sizes, ``p_l`` parameter sizes):
+
+* parameters ``x``: length ``P = Σ_{l=1}^L p_l``;
+* tangents ``t = (t_1..t_L)`` and adjoints ``λ``: length ``A = Σ_{l=1}^L a_l``;
+* layer inputs ``(z_0..z_{L-1})``: length ``A_in = Σ_{l=0}^{L-1} a_l``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+
+__all__ = ["HessianPolynomial"]
+
+
+def _offsets(sizes):
+    return np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+
+
+class HessianPolynomial:
+    """The structured factors of the Hessian of a chain.
+
+    Parameters
+    ----------
+    blocks : sequence of LayerBlocks
+        ``blocks[l - 1]`` holds layer ``l``'s ``Jz, Jx, Hxx, Hxz, Hzz``
+        (see :class:`hessinv_ref.curvature.LayerBlocks`).
+
+    Attributes
+    ----------
+    p : tuple of int
+        ``(p_1..p_L)``.
+    a : tuple of int
+        ``(a_0..a_L)``.
+    """
+
+    def __init__(self, blocks):
+        self.blocks = tuple(blocks)
+        self.L = len(self.blocks)
+        self.p = tuple(blk.Jx.shape[1] for blk in self.blocks)
+        self.a = (self.blocks[0].Jz.shape[1],) + tuple(blk.Jz.shape[0] for blk in self.blocks)
+        self._x_off = _offsets(self.p)
+        self._t_off = _offsets(self.a[1:])
+        self._in_off = _offsets(self.a[:-1])
+
+    @property
+    def P(self):
+        return int(self._x_off[-1])
+
+    # -- the factors as sparse matrices --------------------------------------
+
+    @property
+    def M(self):
+        r"""Block unit-lower-bidiagonal :math:`M`, shape (A, A):
+        identity blocks on the diagonal, :math:`-J_{z,l}` at block (l, l-1)."""
+        L = self.L
+        grid = [[None] * L for _ in range(L)]
+        for l in range(1, L + 1):
+            grid[l - 1][l - 1] = sp.identity(self.a[l], format="csr")
+            if l >= 2:
+                grid[l - 1][l - 2] = sp.csr_matrix(-self.blocks[l - 1].Jz)
+        return sp.bmat(grid, format="csr")
+
+    @property
+    def Dx(self):
+        r""":math:`D_x = \mathrm{blockdiag}(J_{x,1}..J_{x,L})`, shape (A, P)."""
+        return sp.block_diag([blk.Jx for blk in self.blocks], format="csr")
+
+    @property
+    def P_down(self):
+        r"""Block down-shift :math:`(P_{\downarrow} t)_l = t_{l-1}`, :math:`t_0 = 0`;
+        shape (A_in, A)."""
+        L = self.L
+        grid = [[None] * L for _ in range(L)]
+        for l in range(1, L + 1):
+            # zero block that fixes the size of the row block l (input z_{l-1})
+            grid[l - 1][l - 1] = sp.csr_matrix((self.a[l - 1], self.a[l]))
+            if l >= 2:
+                grid[l - 1][l - 2] = sp.identity(self.a[l - 1], format="csr")
+        return sp.bmat(grid, format="csr")
+
+    @property
+    def Hxx(self):
+        r""":math:`\mathrm{blockdiag}(H_{xx,l})`, shape (P, P)."""
+        return sp.block_diag([blk.Hxx for blk in self.blocks], format="csr")
+
+    @property
+    def Hxz(self):
+        r""":math:`\mathrm{blockdiag}(H_{xz,l})`, shape (P, A_in)."""
+        return sp.block_diag([blk.Hxz for blk in self.blocks], format="csr")
+
+    @property
+    def Hzz(self):
+        r""":math:`\mathrm{blockdiag}(H_{zz,l})`, shape (A_in, A_in)."""
+        return sp.block_diag([blk.Hzz for blk in self.blocks], format="csr")
+
+    # -- block substitution ----------------------------------------------------
+
+    def solve_M(self, u):
+        r"""Forward substitution :math:`t = M^{-1} u`: :math:`t_l = u_l + J_{z,l} t_{l-1}`.
+
+        ``u`` of shape (A,) or (A, k).  This *is* a forward pass."""
+        t = np.array(u, dtype=np.float64, copy=True)
+        o = self._t_off
+        for l in range(2, self.L + 1):
+            t[o[l - 1]:o[l]] += self.blocks[l - 1].Jz @ t[o[l - 2]:o[l - 1]]
+        return t
+
+    def solve_MT(self, r):
+        r"""Backward substitution :math:`λ = M^{-T} r`:
+        :math:`λ_l = r_l + J_{z,l+1}^T λ_{l+1}`.  This *is* a backward pass."""
+        lam = np.array(r, dtype=np.float64, copy=True)
+        o = self._t_off
+        for l in range(self.L - 1, 0, -1):
+            lam[o[l - 1]:o[l]] += self.blocks[l].Jz.T @ lam[o[l]:o[l + 1]]
+        return lam
+
+    def _apply_blockdiag(self, name, v, col_off, transpose=False):
+        """Apply ``blockdiag(blk.<name>)`` (or its transpose) to ``v``."""
+        out = []
+        for l, blk in enumerate(self.blocks):
+            m = getattr(blk, name)
+            m = m.T if transpose else m
+            out.append(m @ v[col_off[l]:col_off[l + 1]])
+        return np.concatenate(out)
+
+    def _down(self, t):
+        """:math:`P_{\\downarrow} t`: prepend ``t_0 = 0``, drop ``t_L``."""
+        zeros = np.zeros((self.a[0],) + t.shape[1:])
+        return np.concatenate([zeros, t[: self._t_off[-2]]])
+
+    def _up(self, w):
+        """:math:`P_{\\downarrow}^T w`: drop the ``z_0`` slot, append ``0`` for ``t_L``."""
+        zeros = np.zeros((self.a[-1],) + w.shape[1:])
+        return np.concatenate([w[self.a[0]:], zeros])
+
+    def tangent(self, v):
+        """:math:`t = M^{-1} D_x v`, the R-forward pass."""
+        return self.solve_M(self._apply_blockdiag("Jx", v, self._x_off))
+
+    def terms(self, v):
+        r"""The four terms of :math:`Hv`, each shape like ``v``:
+
+        ``(Hxx v, Hxz P↓ t, Dx^T M^{-T} P↓^T Hxz^T v, Dx^T M^{-T} P↓^T Hzz P↓ t)``
+        with :math:`t = M^{-1} D_x v`.  Their sum is :math:`Hv`.
+        """
+        v = np.asarray(v, dtype=np.float64)
+        x_off, in_off = self._x_off, self._in_off
+        t_in = self._down(self.tangent(v))
+        hxx = self._apply_blockdiag("Hxx", v, x_off)
+        hxz_t = self._apply_blockdiag("Hxz", t_in, in_off)
+        hxz_T_v = self._apply_blockdiag("Hxz", v, x_off, transpose=True)
+        hzz_t = self._apply_blockdiag("Hzz", t_in, in_off)
+
+        def back(w):  # Dx^T M^{-T} P↓^T w: a backward pass from the layer inputs
+            return self._apply_blockdiag("Jx", self.solve_MT(self._up(w)), self._t_off, transpose=True)
+
+        return hxx, hxz_t, back(hxz_T_v), back(hzz_t)
+
+    def matvec(self, v):
+        """:math:`Hv` by the polynomial, ``v`` of shape (P,) or (P, k)."""
+        return sum(self.terms(v))
+
+    def to_dense(self):
+        """The dense Hessian from the polynomial with dense factors (for display
+        and tests; ``O(A^2 P)`` memory)."""
+        M = self.M.toarray()
+        Dx, Pd = self.Dx.toarray(), self.P_down.toarray()
+        T = scipy.linalg.solve_triangular(M, Dx, lower=True, unit_diagonal=True)
+        cross = self.Hxz.toarray() @ Pd @ T
+        return self.Hxx.toarray() + cross + cross.T + T.T @ Pd.T @ self.Hzz.toarray() @ Pd @ T
