@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import erf
+from scipy.special import erfc, expit
 
 __all__ = ["Activation", "ACTIVATIONS", "get_activation"]
 
@@ -85,9 +85,10 @@ class Tanh(Activation):
 
 
 def _sigmoid(u):
-    # Written through tanh, which is exact for both signs: no overflow of
-    # exp(-u) for large negative u, unlike 1 / (1 + exp(-u)).
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(u)))
+    # scipy's expit keeps full relative accuracy in both tails: the naive
+    # 1 / (1 + exp(-u)) overflows for u << 0, and 0.5 (1 + tanh(u/2))
+    # cancels to 0 below about u = -37.
+    return expit(u)
 
 
 class Sigmoid(Activation):
@@ -150,7 +151,9 @@ class GELU(Activation):
 
 
 def _normal_cdf(u):
-    return 0.5 * (1.0 + erf(np.asarray(u) * _INV_SQRT_2))
+    # Φ(u) = erfc(-u/√2)/2 keeps relative accuracy in the lower tail, where
+    # (1 + erf(u/√2))/2 cancels to zero.
+    return 0.5 * erfc(-np.asarray(u) * _INV_SQRT_2)
 
 
 def _normal_pdf(u):

@@ -108,6 +108,8 @@ class Network:
 
     def activation_sizes(self, batch):
         """``(a_0, a_1, ..., a_L)`` for a batch of ``batch`` samples (``a_L = 1``)."""
+        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+            raise ValueError(f"batch: expected a positive int, got {batch!r}")
         sizes = [batch * self.n_in]
         sizes += [layer.out_dim(batch) for layer in self.layers]
         return tuple(sizes)
@@ -144,6 +146,10 @@ class Network:
         list of dict
             One ``{"weight", "bias"}`` dict per layer.
         """
+        if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)):
+            raise TypeError(f"scale: expected a positive number, got {type(scale).__name__}")
+        if not (np.isfinite(scale) and scale > 0):
+            raise ValueError(f"scale: expected a finite number > 0, got {scale}")
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         return self.unflatten(
             np.concatenate([layer.init(rng, scale=scale) for layer in self.layers])
@@ -156,7 +162,12 @@ class Network:
     def unflatten(self, theta):
         """Split ``theta`` (P,) into one ``{"weight", "bias"}`` dict per layer (copies)."""
         out = []
-        for layer, x in zip(self.layers, self.layer_vectors(theta)):
+        for l, (layer, x) in enumerate(zip(self.layers, self.layer_vectors(theta))):
+            if not hasattr(layer, "unpack"):
+                raise TypeError(
+                    f"layers[{l}]: {type(layer).__name__} has no unpack(x) -> (weight, bias), "
+                    f"so its parameters exist only as the flat vector theta"
+                )
             W, c = layer.unpack(x)
             d = {"weight": W.copy()}
             if c is not None:
@@ -194,6 +205,11 @@ class Network:
                 if not isinstance(p, dict) or "weight" not in p:
                     raise TypeError(
                         f"params[{l}]: expected a dict with 'weight' (and 'bias'), got {type(p).__name__}"
+                    )
+                if not hasattr(layer, "pack"):
+                    raise TypeError(
+                        f"params[{l}]: {type(layer).__name__} has no pack(weight, bias); "
+                        f"pass its parameters as the flat vector theta instead"
                     )
                 extra = set(p) - {"weight", "bias"}
                 if extra:
