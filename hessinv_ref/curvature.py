@@ -75,13 +75,24 @@ class Curvature:
 
     # -- the two passes -----------------------------------------------------
 
+    fast_passes = True
+    """Run the forward and backward passes through each run of identical
+    layers with the layers' ``forward_run``/``vjp_run`` (the default), or
+    always layer by layer through ``forward``/``vjp`` (``False``)."""
+
     def _forward(self, z0):
+        return self._forward_fast(z0) if self.fast_passes else self._forward_plain(z0)
+
+    def _backward(self):
+        return self._backward_fast() if self.fast_passes else self._backward_plain()
+
+    def _forward_plain(self, z0):
         zs = [z0]
         for layer, x in zip(self.layers, self.xs):
             zs.append(_read_only(layer.forward(x, zs[-1])))
         return zs
 
-    def _backward(self):
+    def _backward_plain(self):
         L = self.net.depth
         bs = [None] * (L + 1)
         grads = [None] * L
@@ -89,6 +100,47 @@ class Curvature:
         for l in range(L, 0, -1):
             b_in, g = self.layers[l - 1].vjp(self.xs[l - 1], self.z[l - 1], bs[l])
             bs[l - 1], grads[l - 1] = _read_only(b_in), g
+        return bs, grads
+
+    def _runs(self):
+        """``[(start, end, fast), ...]``: maximal runs of consecutive layers
+        ``start..end-1`` (0-based) with equal, non-``None`` ``stack_key()``
+        (``fast`` true); a layer without a key is a run of its own, taken
+        through the plain protocol (``fast`` false)."""
+        keys = [getattr(layer, "stack_key", lambda: None)() for layer in self.layers]
+        runs, start = [], 0
+        for l in range(1, len(keys) + 1):
+            if l == len(keys) or keys[l] is None or keys[l] != keys[start]:
+                runs.append((start, l, keys[start] is not None))
+                start = l
+        return runs
+
+    def _forward_fast(self, z0):
+        zs, self._pass_cache = [z0], {}
+        for start, end, fast in self._runs():
+            layer = self.layers[start]
+            if not fast:  # no fast builder (e.g. a user layer): the plain protocol
+                zs.append(_read_only(layer.forward(self.xs[start], zs[-1])))
+                continue
+            out, self._pass_cache[start] = layer.forward_run(self.xs[start:end], zs[-1])
+            zs.extend(_read_only(z) for z in out)
+        return zs
+
+    def _backward_fast(self):
+        L = self.net.depth
+        bs, grads = [None] * (L + 1), [None] * L
+        bs[L] = _read_only(np.ones(1))
+        for start, end, fast in reversed(self._runs()):
+            layer = self.layers[start]
+            if not fast:
+                b_in, grads[start] = layer.vjp(self.xs[start], self.z[start], bs[end])
+                bs[start] = _read_only(b_in)
+                continue
+            b_ins, grads[start:end] = layer.vjp_run(
+                self.xs[start:end], self.z[start:end], bs[end], self._pass_cache[start]
+            )
+            bs[start:end] = [_read_only(b) for b in b_ins]
+        del self._pass_cache  # only the passes need it
         return bs, grads
 
     # -- first order ---------------------------------------------------------
@@ -117,6 +169,12 @@ class Curvature:
 
     # -- explicit blocks ------------------------------------------------------
 
+    fast_blocks = True
+    """Build the blocks with the layers' vectorised ``stacked_blocks`` where
+    they have one (the default), or always with the explicit
+    ``jacobians``/``curvature`` (``False``).  Both give the same blocks to
+    rounding; ``tests/test_fast_paths.py`` checks it."""
+
     @property
     def blocks(self):
         """Per-layer :class:`LayerBlocks`, ``blocks[l - 1]`` for layer ``l``.
@@ -124,14 +182,36 @@ class Curvature:
         Computed on first access and cached (read-only arrays).
         """
         if self._blocks is None:
-            self._blocks = tuple(self._layer_blocks(l) for l in range(1, self.depth + 1))
+            self._blocks = self._blocks_fast() if self.fast_blocks else self._blocks_plain()
         return self._blocks
+
+    def _blocks_plain(self):
+        """The textbook route: each layer's explicit ``jacobians`` and ``curvature``."""
+        return tuple(self._layer_blocks(l) for l in range(1, self.depth + 1))
 
     def _layer_blocks(self, l):
         layer, x, z_in = self.layers[l - 1], self.xs[l - 1], self.z[l - 1]
         Jz, Jx = layer.jacobians(x, z_in)
         Hxx, Hxz, Hzz = layer.curvature(x, z_in, self.b[l])
         return LayerBlocks(*(_read_only(np.asarray(m, dtype=np.float64)) for m in (Jz, Jx, Hxx, Hxz, Hzz)))
+
+    def _blocks_fast(self):
+        """The same blocks, built for each *run* of consecutive layers with
+        equal ``stack_key()`` in one vectorised call (a deep chain of
+        identical layers is one run), so the Python cost is per run, not per
+        layer.  Layers without a fast builder take the explicit route.
+        Each layer's blocks are read-only views into the run's stacked arrays."""
+        out = []
+        for start, end, fast in self._runs():
+            if not fast:
+                out.append(self._layer_blocks(start + 1))
+                continue
+            stacked = self.layers[start].stacked_blocks(
+                self.xs[start:end], self.z[start:end], self.b[start + 1:end + 1]
+            )
+            stacked = [_read_only(np.asarray(m, dtype=np.float64)) for m in stacked]
+            out.extend(LayerBlocks(*(m[r] for m in stacked)) for r in range(end - start))
+        return tuple(out)
 
     # -- vectors in parameter space -------------------------------------------
 

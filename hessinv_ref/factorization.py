@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 EPS = np.finfo(np.float64).eps
+_SQRT_EPS = math.sqrt(EPS)
 
 
 class SingularPivotError(np.linalg.LinAlgError):
@@ -93,9 +94,10 @@ def check_pivot(method, layer, rcond, n):
     Raises :class:`SingularPivotError` or warns
     :class:`IllConditionedPivotWarning`; returns ``rcond``.
     """
-    if not np.isfinite(rcond) or rcond < n * EPS:
-        raise SingularPivotError(method, layer, rcond if np.isfinite(rcond) else 0.0)
-    if rcond < math.sqrt(EPS):
+    # math.isfinite, not np.isfinite: this runs once per layer on a scalar
+    if not math.isfinite(rcond) or rcond < n * EPS:
+        raise SingularPivotError(method, layer, rcond if math.isfinite(rcond) else 0.0)
+    if rcond < _SQRT_EPS:
         where = f"layer {layer}" if layer is not None else "the matrix"
         warnings.warn(
             f"{method}: the pivot of {where} has condition estimate "

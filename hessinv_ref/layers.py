@@ -81,6 +81,101 @@ def _block_diag(blocks):
     return scipy.linalg.block_diag(*blocks)
 
 
+# -- the vectorised block builder ------------------------------------------------
+#
+# ``AffineLayer.curvature`` and ``.jacobians`` above build the blocks the way
+# the docstrings derive them: explicit ``A_x``, ``A_z = I_B ⊗ W``, ``Λ`` as a
+# block-diagonal matrix, and products of them.  That is O(B^2) memory for the
+# Kronecker factors and a dozen NumPy calls per layer.  The functions below
+# compute the *same* entries by writing each nonzero pattern straight into
+# the output, and for ``R`` layers of identical shape at once (leading axis
+# ``R``), so a deep chain pays the Python overhead once per run of layers,
+# not once per layer.  ``tests/test_fast_paths.py`` checks they agree with
+# the explicit route to rounding.
+
+
+def _diag_pairs(n):
+    """``arange(n)``: indexing two axes with it picks their diagonal."""
+    return np.arange(n)
+
+
+def _view(a, shape):
+    """``a.reshape(shape)`` that must be a view (we write through it).
+
+    Splitting an axis of a strided array never needs a copy, which is all
+    the callers do; the check guards the assumption."""
+    v = a.reshape(shape)
+    if not np.may_share_memory(v, a):  # pragma: no cover - a NumPy regression
+        raise AssertionError("reshape copied; the block builder relies on a view")
+    return v
+
+
+def _stacked_curvature(W, Z, D, Lam, bias):
+    r"""The curvature blocks of ``R`` affine layers at once.
+
+    With :math:`A_x, A_z, C` as in :meth:`AffineLayer.curvature`, written out
+    entrywise (``k, l`` output units, ``j, h`` input units, ``i`` samples):
+
+    .. math::
+
+        H_{xx}[(k,j),(l,h)] &= \sum_i Λ_i[k,l]\, Z_{ij} Z_{ih}
+            \quad(= \textstyle\sum_i Λ_i ⊗ z_i z_i^T), \\
+        H_{xz}[(k,j),(i,h)] &= Z_{ij}\, (Λ_i W)[k,h] + D_{ik}\, δ_{jh}, \\
+        H_{zz} &= \mathrm{blockdiag}_i\bigl(W^T Λ_i W\bigr),
+
+    and for the bias rows :math:`H_{xx}[c_k, c_l] = \sum_i Λ_i[k,l]`,
+    :math:`H_{xx}[(k,j), c_l] = \sum_i Λ_i[k,l] Z_{ij}`,
+    :math:`H_{xz}[c_k, (i,h)] = (Λ_i W)[k,h]`.
+
+    Parameters
+    ----------
+    W : ndarray, shape (R, m, n)
+        Weights.
+    Z : ndarray, shape (R, B, n)
+        Layer inputs.
+    D : ndarray, shape (R, B, m)
+        The delta :math:`∂(b_{out}\cdot z_{out})/∂u`.
+    Lam : ndarray, shape (R, B, m, m)
+        The per-sample blocks of :math:`Λ`.
+    bias : bool
+
+    Returns
+    -------
+    Hxx : ndarray, shape (R, p, p)
+    Hxz : ndarray, shape (R, p, B n)
+    Hzz : ndarray, shape (R, B n, B n)
+    """
+    R, m, n = W.shape
+    B = Z.shape[1]
+    mn = m * n
+    p = mn + (m if bias else 0)
+    # Hxx, weight-weight part: one GEMM over the samples, then the
+    # (k,l),(j,h) -> (k,j),(l,h) reordering of the Kronecker product.
+    ZZ = (Z[:, :, :, None] * Z[:, :, None, :]).reshape(R, B, n * n)
+    KL_JH = np.matmul(Lam.reshape(R, B, m * m).transpose(0, 2, 1), ZZ)
+    Hxx = np.empty((R, p, p))
+    _view(Hxx[:, :mn, :mn], (R, m, n, m, n))[...] = KL_JH.reshape(R, m, m, n, n).transpose(0, 1, 3, 2, 4)
+    # Λ_i W, shape (R, B, m, n): shared by Hxz and Hzz
+    LW = np.matmul(Lam, W[:, None])
+    # Hxz, weight rows: the product term, then the cross term D_ik on j == h
+    Hxz = np.empty((R, p, B * n))
+    HW = _view(Hxz[:, :mn], (R, m, n, B, n))
+    np.multiply(Z.transpose(0, 2, 1)[:, None, :, :, None], LW.transpose(0, 2, 1, 3)[:, :, None], out=HW)
+    jj = _diag_pairs(n)
+    HW[:, :, jj, :, jj] += D.transpose(0, 2, 1)[None]
+    if bias:
+        Hxx[:, mn:, mn:] = Lam.sum(axis=1)
+        HWc = np.einsum("rikl,rij->rkjl", Lam, Z).reshape(R, mn, m)
+        Hxx[:, :mn, mn:] = HWc
+        Hxx[:, mn:, :mn] = HWc.transpose(0, 2, 1)
+        Hxz[:, mn:] = LW.transpose(0, 2, 1, 3).reshape(R, m, B * n)
+    # Hzz: W^T Λ_i W on the diagonal blocks of the sample-major layout
+    Hzz = np.zeros((R, B, n, B, n))
+    ii = _diag_pairs(B)
+    Hzz[:, ii, :, ii, :] = np.matmul(W.transpose(0, 2, 1)[:, None], LW).transpose(1, 0, 2, 3)
+    return Hxx, Hxz, Hzz.reshape(R, B * n, B * n)
+
+
 class Layer:
     """Base class documenting the layer protocol (see the module docstring).
 
@@ -305,6 +400,55 @@ class AffineLayer(Layer):
         Hzz = A_z.T @ Lam @ A_z
         return Hxx, Hxz, Hzz
 
+    # -- the fast block builder (optional protocol) ---------------------------
+
+    def stack_key(self):
+        """A hashable key, equal for layers whose blocks
+        :meth:`stacked_blocks` can build together, or ``None`` when this
+        layer has no fast builder (then ``jacobians`` and ``curvature`` are
+        used).  Optional: a user-written layer need not define it."""
+        return None
+
+    def stacked_blocks(self, xs, zs_in, bs_out):
+        """``(Jz, Jx, Hxx, Hxz, Hzz)`` of ``R`` layers at once, each stacked
+        on a leading axis of length ``R``: the same entries as
+        :meth:`jacobians` and :meth:`curvature` layer by layer.
+
+        Parameters
+        ----------
+        xs, zs_in, bs_out : sequences of ``R`` ndarrays
+            Parameters (p,), inputs (a_in,) and backprop vectors (a_out,) of
+            ``R`` layers sharing this layer's :meth:`stack_key`.
+        """
+        raise NotImplementedError
+
+    def forward_run(self, xs, z_in):
+        """The forward pass through ``R`` consecutive layers sharing this
+        layer's :meth:`stack_key` (parameters ``xs``), from ``z_in``.
+
+        Returns ``(zs, cache)``: the ``R`` outputs (flat) and whatever
+        :meth:`vjp_run` needs again.  This default is the plain protocol,
+        one :meth:`forward` per layer; :class:`Dense` overrides it."""
+        zs = []
+        for x in xs:
+            z_in = self.forward(x, z_in)
+            zs.append(z_in)
+        return zs, None
+
+    def vjp_run(self, xs, zs_in, b_out, cache):
+        """The backward pass through the same ``R`` layers, from the
+        backprop vector ``b_out`` of the last one.
+
+        Returns ``(bs_in, grads)``: ``bs_in[r]`` = :math:`b_{in}` of layer
+        ``r`` (so ``bs_in[0]`` enters the layer before the run) and
+        ``grads[r]`` its :math:`g_x`.  Default: one :meth:`vjp` per layer."""
+        R = len(xs)
+        bs_in, grads = [None] * R, [None] * R
+        for r in range(R - 1, -1, -1):
+            bs_in[r], grads[r] = self.vjp(xs[r], zs_in[r], b_out)
+            b_out = bs_in[r]
+        return bs_in, grads
+
     # -- the skip connection (none here; Residual overrides) -----------------
 
     def _skip(self, vec):
@@ -390,6 +534,90 @@ class Dense(AffineLayer):
 
     def _out_jacobian(self, U):
         return np.diag(self.activation.df(U).ravel())
+
+    def forward_run(self, xs, z_in):
+        r""":meth:`forward` through a run of layers without re-validating and
+        re-unpacking at every layer: :math:`U_r = Z_{r-1} W_r^T + c_r`,
+        :math:`Z_r = φ(U_r, Z_{r-1})`.  The cache is the stack of the
+        pre-activations :math:`U_r`, shape (R, B, n_out), which the backward
+        pass needs (``vjp`` would recompute them)."""
+        m, n = self.n_out, self.n_in
+        Z = np.asarray(z_in).reshape(-1, n)
+        zs, Us = [], []
+        for x in xs:
+            U = Z @ x[:m * n].reshape(m, n).T
+            if self.bias:
+                U += x[m * n:]
+            Us.append(U)
+            Z = self._output(U, Z)
+            zs.append(Z.ravel())
+        return zs, np.stack(Us)
+
+    def vjp_run(self, xs, zs_in, b_out, cache):
+        r""":meth:`vjp` through the run: :math:`D_r = b_r ⊙ σ'(U_r)`,
+        :math:`b_{r-1} = D_r W_r` (+ :math:`b_r` for a skip).  The only
+        sequential work is those two products; :math:`σ'` of every layer and
+        the gradients :math:`g_r = (\mathrm{vec}(D_r^T Z_{r-1}), \sum_i D_{r,i})`
+        are computed for the whole run at once."""
+        m, n = self.n_out, self.n_in
+        R, B = cache.shape[:2]
+        D = self.activation.df(cache)  # becomes D_r = b_r ⊙ σ'(U_r), row by row
+        skip = isinstance(self, Residual)
+        bs_in = [None] * R
+        for r in range(R - 1, -1, -1):
+            D[r] *= b_out.reshape(B, m)
+            b_in = (D[r] @ xs[r][:m * n].reshape(m, n)).ravel()
+            if skip:
+                b_in += b_out
+            bs_in[r] = b_out = b_in
+        Z = np.stack(zs_in).reshape(R, B, n)
+        G = np.matmul(D.transpose(0, 2, 1), Z).reshape(R, m * n)
+        if self.bias:
+            G = np.concatenate([G, D.sum(axis=1)], axis=1)
+        return bs_in, list(G)
+
+    def stack_key(self):
+        # Only the classes whose output map the builder below knows; a
+        # subclass may change the map and must fall back to the explicit path.
+        if type(self) not in (Dense, Residual):
+            return None
+        return (type(self), self.n_in, self.n_out, self.bias, id(self.activation))
+
+    def stacked_blocks(self, xs, zs_in, bs_out):
+        r"""The blocks of ``R`` identical-shape layers, written entrywise.
+
+        With :math:`σ'_{ik} = σ'(u_{ik})`:
+        :math:`J_z = \mathrm{blockdiag}_i(\mathrm{diag}(σ'_i) W)` (+ I for a skip),
+        :math:`J_x[(i,k),(k,j)] = σ'_{ik} Z_{ij}`, :math:`J_x[(i,k), c_k] = σ'_{ik}`,
+        :math:`Λ_i = \mathrm{diag}(b_i ⊙ σ''_i)`, :math:`D = b ⊙ σ'`; the
+        curvature blocks come from :func:`_stacked_curvature`.  Shapes as in
+        :meth:`AffineLayer.stacked_blocks`.
+        """
+        R, m, n = len(xs), self.n_out, self.n_in
+        mn, p = m * n, self.n_params
+        Xs = np.stack(xs)
+        W = Xs[:, :mn].reshape(R, m, n)
+        Z = np.stack(zs_in).reshape(R, -1, n)
+        B = Z.shape[1]
+        U = np.matmul(Z, W.transpose(0, 2, 1))
+        if self.bias:
+            U += Xs[:, None, mn:]
+        b = np.stack(bs_out).reshape(R, B, m)
+        s1 = self.activation.df(U)
+        ii, kk = _diag_pairs(B), _diag_pairs(m)
+        Lam = np.zeros((R, B, m, m))
+        Lam[:, :, kk, kk] = b * self.activation.d2f(U)
+        # Jz: diag(σ'_i) W on the diagonal blocks (sample i to sample i)
+        Jz = np.zeros((R, B, m, B, n))
+        Jz[:, ii, :, ii, :] = (s1[..., None] * W[:, None]).transpose(1, 0, 2, 3)
+        Jz = Jz.reshape(R, B * m, B * n)
+        Jz += self._skip_matrix(B)  # the identity of a residual skip, else 0
+        # Jx: unit k of sample i sees only row k of W (and bias c_k)
+        Jx = np.zeros((R, B * m, p))
+        _view(Jx[:, :, :mn], (R, B, m, m, n))[:, :, kk, kk, :] = s1[..., None] * Z[:, :, None, :]
+        if self.bias:
+            _view(Jx[:, :, mn:], (R, B, m, m))[:, :, kk, kk] = s1
+        return (Jz, Jx) + _stacked_curvature(W, Z, b * s1, Lam, self.bias)
 
 
 class Residual(Dense):
@@ -489,6 +717,31 @@ class LossHead(AffineLayer):
 
     def _out_jacobian(self, U):
         return self.loss_terms(U)[1].reshape(1, -1)
+
+    def stack_key(self):
+        if type(self) not in (SoftmaxCrossEntropy, SquaredError):
+            return None
+        return ("head", id(self))  # a head is the last layer: never stacked
+
+    def stacked_blocks(self, xs, zs_in, bs_out):
+        r"""The head's blocks, entrywise, with a leading axis of length 1.
+
+        The output is the scalar loss, so :math:`J_z` and :math:`J_x` are
+        rows: :math:`J_z[(i,h)] = (∇ℓ\, W)_{ih}`,
+        :math:`J_x = (\mathrm{vec}(∇ℓ^T Z), \sum_i ∇ℓ_i)`; :math:`D = β∇ℓ`,
+        :math:`Λ_i = β∇^2_{u_i}ℓ`.
+        """
+        (x,), (z_in,), (b_out,) = xs, zs_in, bs_out
+        B, Z = self._unflat(z_in)
+        W, _ = self.unpack(x)
+        _, grad, hess = self.loss_terms(self._affine(x, Z))
+        beta = self._beta(b_out)
+        Jz = (grad @ W).reshape(1, 1, -1)
+        Jx = (grad.T @ Z).ravel()
+        if self.bias:
+            Jx = np.concatenate([Jx, grad.sum(axis=0)])
+        curv = _stacked_curvature(W[None], Z[None], (beta * grad)[None], (beta * hess)[None], self.bias)
+        return (Jz, Jx.reshape(1, 1, -1)) + curv
 
 
 class SoftmaxCrossEntropy(LossHead):

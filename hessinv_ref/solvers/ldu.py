@@ -22,10 +22,9 @@ pivots across blocks.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import scipy.linalg
+import scipy.linalg.lapack as lapack
 import scipy.sparse as sp
 
 from ..factorization import Factorization, check_pivot
@@ -34,16 +33,29 @@ from .lifted import LiftedSystem
 __all__ = ["LDUFactorization"]
 
 
+# LAPACK directly (the routines behind scipy.linalg.lu_factor / lu_solve):
+# the Schur complements are small, and those wrappers' per-call validation
+# would cost more than the factorizations, once per layer.
+_getrf, _getrs, _gecon, _lange = lapack.dgetrf, lapack.dgetrs, lapack.dgecon, lapack.dlange
+
+
+def _lu_solve(lu_piv, B):
+    """:math:`S^{-1} B` from the ``(lu, piv)`` of :func:`_lu_pivot`."""
+    X, info = _getrs(lu_piv[0], lu_piv[1], B)
+    if info != 0:  # pragma: no cover - only on invalid arguments
+        raise ValueError(f"ldu: dgetrs failed with info={info}")
+    return X
+
+
 def _lu_pivot(S, layer):
     """LU of one Schur complement with a condition check; returns
-    ``((lu, piv), rcond)``."""
-    with warnings.catch_warnings():
-        # an exactly zero diagonal entry is reported by check_pivot below
-        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
-        lu, piv = scipy.linalg.lu_factor(S, check_finite=False)
-    gecon = scipy.linalg.get_lapack_funcs("gecon", (lu,))
-    rcond, _ = gecon(lu, np.linalg.norm(S, 1), norm="1")
-    if not np.all(np.isfinite(lu)) or np.any(np.diag(lu) == 0):
+    ``((lu, piv), rcond)``.  ``dgetrf`` reports an exactly zero diagonal
+    entry of ``U`` by ``info > 0``; :func:`check_pivot` then raises."""
+    lu, piv, info = _getrf(S)
+    if info < 0:  # pragma: no cover - only on invalid arguments
+        raise ValueError(f"ldu: dgetrf failed with info={info}")
+    rcond, _ = _gecon(lu, _lange("1", S), norm="1")
+    if info > 0 or not np.all(np.isfinite(lu)):
         rcond = 0.0
     return (lu, piv), check_pivot("ldu", layer, rcond, S.shape[0])
 
@@ -70,7 +82,7 @@ class LDUFactorization(Factorization):
             if l == 0:
                 S = T.diag[0]
             else:
-                U_prev = scipy.linalg.lu_solve(self._lu[-1], T.upper[l - 1])  # S_{l-1}^{-1} B_{l-1,l}
+                U_prev = _lu_solve(self._lu[-1], T.upper[l - 1])  # S_{l-1}^{-1} B_{l-1,l}
                 self._U.append(U_prev)
                 S = T.diag[l] - T.lower[l - 1] @ U_prev
             self.S.append(S)
@@ -88,7 +100,7 @@ class LDUFactorization(Factorization):
             y = r[o[l]:o[l + 1]]
             if l > 0:
                 y = y - T.lower[l - 1] @ c[l - 1]
-            c.append(scipy.linalg.lu_solve(self._lu[l], y))
+            c.append(_lu_solve(self._lu[l], y))
         u = [None] * L
         u[L - 1] = c[L - 1]
         for l in range(L - 2, -1, -1):

@@ -27,6 +27,24 @@ and a forward sweep rolls out :math:`x_l = k_l + K_l t_{l-1}`,
 :math:`Q_{xx}, K_l, S_l` do not depend on ``g``: they are the factorization,
 and each further right-hand side costs only the vector sweeps.
 
+Two implementations of the same sweeps are kept side by side.  The plain
+one (:meth:`RiccatiFactorization._factor_plain`) is the recursion above,
+line by line.  The fast one (the default) groups each layer's blocks into
+the *stage* matrices of the quadratic program,
+
+.. math::
+
+    J_l = [\,J_{x,l} \;\; J_{z,l}\,], \qquad
+    \mathcal H_l = \begin{bmatrix} H_{xx,l} + εI & H_{xz,l} \\ H_{xz,l}^T & H_{zz,l} \end{bmatrix},
+    \qquad
+    Q = \begin{bmatrix} Q_{xx} & Q_{xz} \\ Q_{xz}^T & Q_{zz} \end{bmatrix}
+      = \mathcal H_l + J_l^T S_l J_l,
+
+built for many layers at once, so that each step is two large matrix
+products instead of six small ones; the pivot, the gain and
+:math:`S_{l-1} = Q_{zz} + Q_{xz}^T K_l` are then read off :math:`Q`.  The
+arithmetic is the same up to rounding (``tests/test_fast_paths.py``).
+
 By Sylvester's law of inertia, :math:`H + εI` is congruent to
 :math:`\mathrm{blockdiag}(Q_{xx}^{(l)})`: it is positive definite iff every
 pivot is, its negative eigenvalues are counted by the pivots', and
@@ -36,7 +54,6 @@ pivot is, its negative eigenvalues are counted by the pivots', and
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 import scipy.linalg.lapack as lapack
 
 from ..factorization import Factorization, check_pivot
@@ -45,9 +62,12 @@ __all__ = ["RiccatiFactorization", "SymmetricPivot"]
 
 
 def _sym(A):
-    """The symmetric part; rounding makes sums like :math:`Q_{zz} + Q_{xz}^T K`
-    drift from symmetry, and the recursion must stay symmetric."""
-    return 0.5 * (A + A.T)
+    """The symmetric part :math:`(A + A^T)/2`; rounding makes sums like
+    :math:`Q_{zz} + Q_{xz}^T K` drift from symmetry, and the recursion must
+    stay symmetric.  (Two passes over ``A``, not three: it runs per layer.)"""
+    out = np.add(A, A.T)
+    out *= 0.5
+    return out
 
 
 class SymmetricPivot:
@@ -61,20 +81,36 @@ class SymmetricPivot:
     Q : ndarray, shape (p, p)
     layer : int
         The layer ``l`` it belongs to (for error messages).
+
+    Notes
+    -----
+    The LAPACK routines are called directly (``dpotrf``, ``dpocon``,
+    ``dpotrs``, ``dsyevd``): the pivots of a tall-skinny chain are tiny, and
+    the input validation of the ``scipy.linalg`` wrappers (``cho_factor``,
+    ``cho_solve``, ``eigh``) would cost several times the factorization
+    itself, once per layer.  The arithmetic is the same.
     """
 
     def __init__(self, Q, layer):
-        Q = _sym(Q)
-        n = Q.shape[0]
+        Qs = _sym(Q)
+        n = Qs.shape[0]
         self.layer = layer
-        try:
-            self._chol = scipy.linalg.cho_factor(Q, lower=True, check_finite=False)
+        # Qs is symmetric, so its transpose is the same matrix in the
+        # column-major order LAPACK wants: no copy on the way in.
+        anorm = lapack.dlange("1", Qs.T)  # ||Q||_1
+        chol, info = lapack.dpotrf(Qs.T, lower=1, clean=0, overwrite_a=1)
+        if info < 0:  # pragma: no cover - only on invalid arguments
+            raise ValueError(f"riccati: dpotrf failed with info={info}")
+        if info == 0:
             self.kind = "cholesky"
-            rcond, _ = lapack.dpocon(self._chol[0], np.linalg.norm(Q, 1), uplo="L")
+            self._chol = (chol, True)  # the (c, lower) pair of scipy.linalg.cho_factor
+            rcond, _ = lapack.dpocon(chol, anorm, uplo="L")
             self.n_neg = 0
-        except np.linalg.LinAlgError:
+        else:  # not positive definite (dpotrf overwrote Qs: symmetrize again)
             self.kind = "eigen"
-            self._w, self._V = scipy.linalg.eigh(Q, check_finite=False)
+            self._w, self._V, info = lapack.dsyevd(_sym(Q).T, compute_v=1, lower=1, overwrite_a=1)
+            if info != 0:
+                raise np.linalg.LinAlgError(f"riccati: the eigensolver failed on layer {layer}'s pivot")
             wmax = np.max(np.abs(self._w))
             rcond = np.min(np.abs(self._w)) / wmax if wmax > 0 else 0.0
             self.n_neg = int(np.count_nonzero(self._w < 0))
@@ -82,16 +118,60 @@ class SymmetricPivot:
         self.n_pos = n - self.n_neg
 
     def solve(self, R):
-        """:math:`Q_{xx}^{-1} R`."""
+        """:math:`Q_{xx}^{-1} R`, ``R`` of shape (p,) or (p, k)."""
         if self.kind == "cholesky":
-            return scipy.linalg.cho_solve(self._chol, R, check_finite=False)
-        return self._V @ ((self._V.T @ R) / self._w.reshape((-1,) + (1,) * (R.ndim - 1)))
+            X, info = lapack.dpotrs(self._chol[0], R, lower=1)
+            if info != 0:  # pragma: no cover - only on invalid arguments
+                raise ValueError(f"riccati: dpotrs failed with info={info}")
+            return X
+        return self._V @ ((self._V.T @ R) / self._w.reshape((-1,) + (1,) * (np.ndim(R) - 1)))
 
     def logdet(self):
         """``(sign, log|det Q_xx|)``."""
         if self.kind == "cholesky":
             return 1.0, 2.0 * float(np.sum(np.log(np.diag(self._chol[0]))))
         return (-1.0) ** self.n_neg, float(np.sum(np.log(np.abs(self._w))))
+
+
+_CHUNK_ENTRIES = 1 << 22
+"""Most matrix entries of stage matrices built at once (32 MiB): long runs of
+small layers are grouped by up to this much, wide layers a few at a time."""
+
+
+def _chunks(blocks):
+    """``[(start, end), ...]``: runs of consecutive layers with equal block
+    shapes, cut so that a run's stage matrices hold at most
+    :data:`_CHUNK_ENTRIES` entries."""
+    shape = [(blk.Jx.shape, blk.Jz.shape) for blk in blocks]
+    runs, start = [], 0
+    for l in range(1, len(blocks) + 1):
+        if l < len(blocks) and shape[l] == shape[start]:
+            a, p = shape[start][0]
+            n = p + shape[start][1][1]
+            if (l - start + 1) * (n * n + a * n) <= _CHUNK_ENTRIES:
+                continue
+        runs.append((start, l))
+        start = l
+    return runs
+
+
+def _stage_matrices(blocks, damping):
+    r"""For layers with equal block shapes, stacked on a leading axis:
+    :math:`J = [J_x\; J_z]`, shape (R, a, p + a_in), and the stage Hessian
+    :math:`\mathcal H = [[H_{xx} + εI, H_{xz}], [H_{xz}^T, H_{zz}]]`, shape
+    (R, p + a_in, p + a_in)."""
+    Jx, Jz = np.stack([b.Jx for b in blocks]), np.stack([b.Jz for b in blocks])
+    Hxz = np.stack([b.Hxz for b in blocks])
+    R, p = Jx.shape[0], Jx.shape[2]
+    J = np.concatenate([Jx, Jz], axis=2)
+    H = np.empty((R, J.shape[2], J.shape[2]))
+    H[:, :p, :p] = np.stack([b.Hxx for b in blocks])
+    H[:, :p, p:] = Hxz
+    H[:, p:, :p] = Hxz.transpose(0, 2, 1)
+    H[:, p:, p:] = np.stack([b.Hzz for b in blocks])
+    d = np.arange(p)
+    H[:, d, d] += damping
+    return J, H
 
 
 class RiccatiFactorization(Factorization):
@@ -110,12 +190,29 @@ class RiccatiFactorization(Factorization):
 
     method = "riccati"
 
+    fast = True
+    """Use the stage-matrix sweeps (default) or the plain, line-by-line ones."""
+
     def __init__(self, curvature, damping):
         super().__init__(curvature, damping)
         blocks = curvature.blocks
         L = len(blocks)
         self.pivots, self.gains, self._Qxz = [None] * L, [None] * L, [None] * L
         self.S = [None] * (L + 1)
+        self._fast = self.fast
+        if self._fast:
+            self._J = [None] * L
+            self._factor_fast(blocks)
+        else:
+            self._factor_plain(blocks)
+
+    def _solve(self, G):
+        return self._solve_fast(G) if self._fast else self._solve_plain(G)
+
+    # -- the plain sweeps: the module docstring's equations, line by line ------
+
+    def _factor_plain(self, blocks):
+        L = len(blocks)
         S = np.zeros((blocks[-1].Jz.shape[0],) * 2)  # S_L = 0
         for l in range(L, 0, -1):
             blk = blocks[l - 1]
@@ -130,7 +227,7 @@ class RiccatiFactorization(Factorization):
                 S = _sym(blk.Hzz + blk.Jz.T @ S @ blk.Jz + Qxz.T @ K)
             self.pivots[l - 1], self.gains[l - 1], self._Qxz[l - 1] = pivot, K, Qxz
 
-    def _solve(self, G):
+    def _solve_plain(self, G):
         blocks = self.curvature.blocks
         gs = self.curvature.split(G)
         L = len(blocks)
@@ -147,6 +244,52 @@ class RiccatiFactorization(Factorization):
             blk = blocks[l - 1]
             x = k[l - 1] + self.gains[l - 1] @ t
             t = blk.Jz @ t + blk.Jx @ x
+            xs.append(x)
+        return np.concatenate(xs)
+
+    # -- the fast sweeps: the same recursion on stage matrices -------------------
+
+    def _factor_fast(self, blocks):
+        S = np.zeros((blocks[-1].Jz.shape[0],) * 2)  # S_L = 0
+        for start, end in reversed(_chunks(blocks)):
+            J_run, H_run = _stage_matrices(blocks[start:end], self.damping)
+            p = blocks[start].Jx.shape[1]
+            for r in range(end - start - 1, -1, -1):
+                l = start + r + 1
+                self.S[l] = S
+                J = J_run[r]
+                Q = J.T @ S @ J  # J^T S J, then + the stage Hessian
+                Q += H_run[r]
+                Qxz = Q[:p, p:]
+                pivot = SymmetricPivot(Q[:p, :p], layer=l)
+                self.pivot_rconds.append(pivot.rcond)
+                K = pivot.solve(Qxz)
+                np.negative(K, out=K)  # K_l = -Qxx^{-1} Qxz; K is a fresh array
+                if l > 1:
+                    S = Q[p:, p:] + Qxz.T @ K
+                    S = _sym(S)
+                self.pivots[l - 1], self.gains[l - 1], self._Qxz[l - 1] = pivot, K, Qxz
+                self._J[l - 1] = J
+
+    def _solve_fast(self, G):
+        gs = self.curvature.split(G)
+        L = len(self.pivots)
+        k = [None] * L
+        s = np.zeros((self.S[L].shape[0], G.shape[1]))  # s_L = 0
+        for l in range(L, 0, -1):
+            p = gs[l - 1].shape[0]
+            JT_s = self._J[l - 1].T @ s  # [Jx^T s; Jz^T s]
+            qx = JT_s[:p]
+            qx -= gs[l - 1]  # q_x = -g_l + Jx^T s_l
+            k[l - 1] = kl = self.pivots[l - 1].solve(qx)
+            np.negative(kl, out=kl)
+            s = JT_s[p:] + self._Qxz[l - 1].T @ kl  # s_{l-1} = q_z + Qxz^T k_l
+        xs = []
+        t = np.zeros((self._J[0].shape[1] - gs[0].shape[0], G.shape[1]))  # t_0 = 0
+        for l in range(1, L + 1):
+            x = self.gains[l - 1] @ t
+            x += k[l - 1]
+            t = self._J[l - 1] @ np.concatenate([x, t])  # Jx x + Jz t
             xs.append(x)
         return np.concatenate(xs)
 
