@@ -1,0 +1,575 @@
+"""The machinery every exercise's checks share.
+
+* :class:`CheckFailure`: what a failed check reports (the case, the expected
+  and actual values, the worst entry and a hint).
+* :func:`compare`: the one comparison every check uses.  On a mismatch it
+  *diagnoses* the student's answer by testing it against the wrong variants
+  the check supplies (each paired with its hint), then against generic
+  mistakes (all zeros, a sign, a transpose, a constant factor).
+* :class:`Student`: the namespace the student's cells defined, and the one
+  way the grader calls into it (:meth:`Student.call`): with a time limit, with
+  the student's exception turned into a readable failure that names the line
+  of their file, and with a :class:`Guard` that notices calls to the
+  reference functions the exercise is graded against.
+* :class:`Cases`: the inputs of a check: a few seeded cases, then cases
+  drawn by hypothesis (or by a seeded generator when hypothesis is missing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import linecache
+import signal
+import sys
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = [
+    "CheckFailure",
+    "StudentTimeout",
+    "Guard",
+    "Student",
+    "Cases",
+    "Check",
+    "Variant",
+    "compare",
+    "methods",
+    "expect",
+    "as_array",
+    "format_array",
+]
+
+KINDS = ("wrong", "not_implemented", "missing", "error", "timeout", "forbidden", "grader_error", "not_run")
+"""Kinds of failure, from the student's point of view."""
+
+
+class CheckFailure(Exception):
+    """A check failed; every field is shown to the student.
+
+    Parameters
+    ----------
+    message : str
+        One line: what is wrong.
+    kind : str
+        One of :data:`KINDS`.
+    case : str, optional
+        The input that exposed it (filled in by the check runner when absent).
+    expected, actual : str, optional
+        Formatted values.
+    worst : str, optional
+        The entry with the largest error, formatted.
+    hint : str, optional
+        The diagnosis: which common mistake the answer matches.
+    """
+
+    def __init__(self, message, *, kind="wrong", case=None, expected=None, actual=None, worst=None, hint=None):
+        super().__init__(message)
+        if kind not in KINDS:  # pragma: no cover - a bug in a check
+            raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
+        self.message, self.kind, self.case = message, kind, case
+        self.expected, self.actual, self.worst, self.hint = expected, actual, worst, hint
+
+    def to_dict(self):
+        return {
+            "message": self.message,
+            "kind": self.kind,
+            "case": self.case,
+            "expected": self.expected,
+            "actual": self.actual,
+            "worst": self.worst,
+            "hint": self.hint,
+        }
+
+
+class StudentTimeout(BaseException):
+    """Raised by the alarm inside a student call that ran too long.
+
+    A ``BaseException``, so that a student's ``except Exception`` cannot
+    swallow it and loop on.
+    """
+
+
+# -- formatting --------------------------------------------------------------------
+
+
+def format_array(a, max_size=30, prefix=""):
+    """A compact printout: whole for small arrays, shape and edges for large.
+
+    ``prefix`` is text that will precede the first line (e.g. ``"W = "``):
+    continuation lines are indented to align under it.
+    """
+    if a is None:
+        return prefix + "None"
+    if not isinstance(a, np.ndarray):
+        return prefix + repr(a)
+    text = np.array2string(
+        a, precision=6, threshold=max_size, edgeitems=3, max_line_width=88, suppress_small=False, prefix=prefix
+    )
+    return prefix + text if a.size <= max_size else f"{prefix}array of shape {a.shape}:\n{text}"
+
+
+def _describe_type(obj):
+    if isinstance(obj, np.ndarray):
+        return f"an array of shape {obj.shape} and dtype {obj.dtype}"
+    return f"a {type(obj).__name__}"
+
+
+def as_array(what, value):
+    """Convert a student's value to a float array, or fail saying why not.
+
+    Accepts arrays, nested lists, numbers and ``scipy.sparse`` matrices.
+    """
+    if value is None:
+        raise CheckFailure(
+            f"{what} is None",
+            hint="a function without a `return` statement returns None: did you forget to return the result?",
+        )
+    if hasattr(value, "toarray") and callable(value.toarray):  # scipy.sparse
+        value = value.toarray()
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise CheckFailure(f"{what} is {_describe_type(value)}, not an array of numbers ({err})") from None
+    return arr
+
+
+# -- comparisons ---------------------------------------------------------------------
+
+
+@dataclass
+class Variant:
+    """A known wrong answer and the hint to give when the student's matches it.
+
+    ``value`` may be a callable returning the array, so that the variant is
+    computed only when a diagnosis is needed.
+    """
+
+    hint: str
+    value: Any
+
+    def array(self):
+        v = self.value() if callable(self.value) else self.value
+        return None if v is None else np.asarray(v, dtype=np.float64)
+
+
+def _tolerance(expected, rtol, atol):
+    scale = float(np.max(np.abs(expected), initial=0.0))
+    return atol + rtol * scale
+
+
+def _close(actual, target, tol):
+    return actual.shape == target.shape and bool(np.all(np.abs(actual - target) <= tol))
+
+
+def _worst(actual, expected, tol):
+    err = np.abs(actual - expected)
+    idx = np.unravel_index(int(np.argmax(err)), err.shape) if err.size else ()
+    index = [int(i) for i in idx]
+    where = "value" if not index else f"entry {index[0] if len(index) == 1 else index}"
+    return (
+        f"{where}: expected {expected[idx]:.10g}, got {actual[idx]:.10g} "
+        f"(max abs error {float(err[idx]):.3g} > tolerance {tol:.3g})"
+    )
+
+
+def _generic_hint(actual, expected, tol):
+    """Diagnoses that need no knowledge of the exercise."""
+    if not np.all(np.isfinite(actual)):
+        return "your result contains NaN or inf: look for an overflow (exp of a large number) or a 0/0"
+    if np.all(actual == 0) and np.any(expected != 0):
+        return "your result is all zeros: a term that should be there is missing, or the array is never filled in"
+    if _close(actual, -expected, tol):
+        return "your result is the negative of the expected one: check the sign of each term"
+    if actual.ndim == 2 and actual.shape[0] == actual.shape[1] and _close(actual, expected.T, tol):
+        return "your result matches the transpose of the expected one: check the order of rows and columns"
+    e2 = float(np.sum(expected * expected))
+    if e2 > 0:
+        c = float(np.sum(actual * expected)) / e2
+        if abs(c - 1) > 1e-6 and _close(actual, c * expected, 10 * tol):
+            return f"your result is {c:.6g} times the expected one: a constant factor is off"
+    return None
+
+
+def compare(what, actual, expected, *, rtol=1e-8, atol=1e-12, variants=(), hint=None):
+    """Fail unless ``actual`` matches ``expected``; diagnose the mismatch.
+
+    Parameters
+    ----------
+    what : str
+        Name of the value, e.g. ``"b_in"`` (used in the message).
+    actual : array_like
+        The student's value (converted with :func:`as_array`).
+    expected : array_like
+        The reference value.
+    rtol, atol : float
+        Pass when ``max|actual - expected| <= atol + rtol * max|expected|``.
+    variants : sequence of Variant
+        Known wrong answers, tried in order; the first that matches gives the hint.
+    hint : str, optional
+        Fallback hint when nothing matches.
+
+    Raises
+    ------
+    CheckFailure
+    """
+    expected = np.asarray(expected, dtype=np.float64)
+    actual = as_array(what, actual)
+    tol = _tolerance(expected, rtol, atol)
+    if actual.shape == expected.shape and _close(actual, expected, tol):
+        return
+    found = None
+    for variant in variants:
+        target = variant.array()
+        if target is not None and _close(actual, target, max(tol, _tolerance(target, rtol, atol))):
+            found = variant.hint
+            break
+    if actual.shape != expected.shape:
+        if found is None and actual.shape == expected.T.shape and actual.ndim == 2 and _close(actual.T, expected, tol):
+            found = (
+                f"{what} matches the transpose of the expected value: it should have shape "
+                f"{expected.shape}, yours has {actual.shape}"
+            )
+        elif found is None and actual.size == expected.size and _close(actual.reshape(expected.shape), expected, tol):
+            found = (
+                f"the values are right but laid out as {actual.shape}; reshape to {expected.shape} "
+                "(activations are flat and sample-major, parameters are W row-major then the bias)"
+            )
+        raise CheckFailure(
+            f"{what} has shape {actual.shape}, expected {expected.shape}",
+            expected=format_array(expected),
+            actual=format_array(actual),
+            hint=found or hint,
+        )
+    found = found or _generic_hint(actual, expected, tol) or hint
+    raise CheckFailure(
+        f"{what} is wrong",
+        expected=format_array(expected),
+        actual=format_array(actual),
+        worst=_worst(actual, expected, tol),
+        hint=found,
+    )
+
+
+def expect(condition, message, *, hint=None, expected=None, actual=None):
+    """Fail with ``message`` unless ``condition``."""
+    if not condition:
+        raise CheckFailure(message, hint=hint, expected=expected, actual=actual)
+
+
+# -- watching the student's calls ---------------------------------------------------------
+
+
+def code_of(obj):
+    """The code object behind a function, method, property, class or NumPy dispatcher."""
+    if isinstance(obj, property):
+        obj = obj.fget
+    if isinstance(obj, type):
+        obj = obj.__init__
+    obj = getattr(obj, "__func__", obj)
+    while hasattr(obj, "__wrapped__"):
+        obj = obj.__wrapped__
+    return getattr(obj, "__code__", None)
+
+
+def methods(owner, names, label):
+    """``(function, label)`` pairs for the methods ``names`` of ``owner`` that exist.
+
+    Exercises forbid library internals by name; a method renamed by a later
+    refactoring is skipped rather than breaking every grading.
+    """
+    found = []
+    for name in names:
+        obj = getattr(owner, name, None)
+        if obj is not None and code_of(obj) is not None:
+            found.append((obj, label.format(name=name)))
+    return found
+
+
+class Guard:
+    """Notices, during a student call, calls that the exercise rules out.
+
+    Two kinds of rule:
+
+    * *forbidden* functions: the reference the answer is graded against
+      (found by code object, so an alias such as ``from hessinv_ref.hvp
+      import hvp as h`` is caught too);
+    * *whole-system solves*: a dense solver (``numpy.linalg.solve`` and
+      friends) applied to a matrix larger than ``max_system``, for the
+      exercises whose point is to solve block by block.
+
+    It uses :func:`sys.setprofile` only while a student function runs.
+    """
+
+    def __init__(self):
+        self.forbidden = {}
+        self.solvers = {}
+        self.max_system = None
+        self.violation = None
+
+    def forbid(self, obj, label):
+        code = code_of(obj)
+        if code is None:  # pragma: no cover - a bug in an exercise's FORBIDDEN list
+            raise TypeError(f"cannot find the code of {obj!r}")
+        self.forbidden[code] = label
+
+    def watch_solver(self, obj, label):
+        code = code_of(obj)
+        if code is not None:
+            self.solvers[code] = label
+
+    def _profile(self, frame, event, arg):
+        if event != "call" or self.violation is not None:
+            return
+        code = frame.f_code
+        label = self.forbidden.get(code)
+        if label is not None:
+            self.violation = ("forbidden", label)
+            return
+        if self.max_system is not None and code in self.solvers:
+            first = frame.f_locals.get(code.co_varnames[0]) if code.co_argcount else None
+            shape = np.shape(first) if first is not None and hasattr(first, "shape") else np.shape(first)
+            if len(shape) == 2 and max(shape) > self.max_system:
+                self.violation = ("solver", f"{self.solvers[code]} on a {shape[0]}×{shape[1]} matrix")
+
+    @contextlib.contextmanager
+    def watching(self, max_system=None):
+        self.max_system, self.violation = max_system, None
+        if not self.forbidden and max_system is None:  # nothing to watch: spare the profiling overhead
+            yield self
+            return
+        previous = sys.getprofile()
+        sys.setprofile(self._profile)
+        try:
+            yield self
+        finally:
+            sys.setprofile(previous)
+            self.max_system = None
+
+
+def _alarm(signum, frame):
+    raise StudentTimeout()
+
+
+class Student:
+    """The student's definitions and the one door into them.
+
+    Parameters
+    ----------
+    path : str
+        The student's file; frames whose file name starts with it are theirs.
+    namespace : dict
+        What their cells defined.
+    guard : Guard
+    call_limit : float
+        Seconds one call may run (enforced with ``SIGALRM`` where available).
+    cell_errors : dict
+        Name of a cell's failure, keyed by nothing in particular; used to
+        explain a missing name (a cell that raised never defined it).
+    """
+
+    def __init__(self, path, namespace, guard, call_limit, cell_errors=()):
+        self.path, self.namespace, self.guard = str(path), namespace, guard
+        self.call_limit = float(call_limit)
+        self.cell_errors = list(cell_errors)
+        self.timed_out = set()
+
+    def get(self, name):
+        """The student's object ``name``, or a "missing" failure."""
+        if name not in self.namespace:
+            msg = f"`{name}` is not defined: the notebook must define it (keep the name of the stub)"
+            if self.cell_errors:
+                msg += f"; note that {self.cell_errors[0]}"
+            raise CheckFailure(msg, kind="missing")
+        return self.namespace[name]
+
+    def call(self, name, *args, max_system=None, **kwargs):
+        """Call the student's function ``name`` (see :meth:`invoke`)."""
+        return self.invoke(name, self.get(name), *args, max_system=max_system, **kwargs)
+
+    def invoke(self, label, fn, *args, max_system=None, **kwargs):
+        """Call ``fn(*args, **kwargs)`` as student code.
+
+        Parameters
+        ----------
+        label : str
+            How to name the call in messages, e.g. ``"dense_vjp"`` or ``"layer.vjp"``.
+        max_system : int, optional
+            Largest matrix a dense solver may be applied to (see :class:`Guard`).
+
+        Raises
+        ------
+        CheckFailure
+            ``not_implemented``, ``error``, ``timeout`` or ``forbidden``.
+        """
+        if label in self.timed_out:
+            raise CheckFailure(
+                f"skipped: `{label}` ran past the time limit in an earlier check",
+                kind="timeout",
+                hint="look for a loop that never ends",
+            )
+        if not callable(fn):
+            raise CheckFailure(f"`{label}` is {_describe_type(fn)}, not a function", kind="error")
+        use_alarm = hasattr(signal, "setitimer") and self.call_limit > 0
+        if use_alarm:
+            old = signal.signal(signal.SIGALRM, _alarm)
+            signal.setitimer(signal.ITIMER_REAL, self.call_limit)
+        try:
+            with self.guard.watching(max_system):
+                result = fn(*args, **kwargs)
+        except StudentTimeout:
+            self.timed_out.add(label)
+            raise CheckFailure(
+                f"`{label}` did not return within {self.call_limit:g} s",
+                kind="timeout",
+                hint="look for a loop that never ends (a while loop whose condition never changes)",
+            ) from None
+        except CheckFailure:  # a grader helper run inside the call (e.g. a library call's checks): pass it on
+            raise
+        except BaseException as exc:  # noqa: BLE001 - anything the student raises is a failed check
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            raise self._explain(label, exc) from None
+        finally:
+            if use_alarm:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, old)
+        violation = self.guard.violation
+        if violation is not None:
+            kind, what = violation
+            if kind == "forbidden":
+                raise CheckFailure(
+                    f"`{label}` calls {what}",
+                    kind="forbidden",
+                    hint=f"{what} is the reference this exercise is graded against: compute the result "
+                    "yourself from the pieces the exercise allows",
+                )
+            raise CheckFailure(
+                f"`{label}` solves the whole system at once ({what})",
+                kind="forbidden",
+                hint="the point of the exercise is to work block by block: factor only the "
+                "diagonal blocks / Schur complements, never the assembled matrix",
+            )
+        return result
+
+    def _student_frames(self, exc):
+        frames = traceback.extract_tb(exc.__traceback__)
+        return [f for f in frames if f.filename.startswith(self.path)]
+
+    def _explain(self, label, exc):
+        frames = self._student_frames(exc)
+        last = frames[-1] if frames else None
+        where = ""
+        if last is not None:
+            where = f" at {_location(last)}"
+            text = (last.line or linecache.getline(last.filename, last.lineno)).strip()
+            if text:
+                where += f": `{text}`"
+        if isinstance(exc, NotImplementedError):
+            inner = last.name if last is not None and last.name != "<module>" else label
+            if label.endswith("." + inner) or label.startswith(inner + "("):
+                inner = label  # a method named by its class: "MyActivation.f"
+            via = f" (called from `{label}`)" if inner != label else ""
+            return CheckFailure(
+                f"not implemented: `{inner}`{via} still raises NotImplementedError{where}",
+                kind="not_implemented",
+                hint="replace the `raise NotImplementedError` line of the stub with your code",
+            )
+        detail = str(exc)
+        if len(detail) > 300:
+            detail = detail[:300] + "..."
+        if isinstance(exc, SystemExit):
+            detail = f"exit status {exc.code}"
+        return CheckFailure(f"`{label}` raised {type(exc).__name__}: {detail}{where}", kind="error")
+
+
+def _location(frame):
+    name = frame.filename
+    if " (cell " in name:  # an .ipynb cell: "path (cell 3)"
+        return f"{name.rsplit('/', 1)[-1]}, line {frame.lineno}"
+    return f"line {frame.lineno} of {name.rsplit('/', 1)[-1]}"
+
+
+# -- cases and checks --------------------------------------------------------------------
+
+
+@dataclass
+class Cases:
+    """The inputs of a check.
+
+    Attributes
+    ----------
+    seeded : list of dict
+        Always run first, in order: hand-picked small cases, including the
+        ones that tell common mistakes apart.
+    space : dict
+        Where extra cases are drawn from: each key maps to a ``range`` of
+        ints or a list of choices.
+    build : callable
+        ``build(params) -> case``: the object handed to the check.
+    describe : callable, optional
+        ``describe(params) -> str`` for the report; defaults to ``key=value`` pairs.
+    fix : callable, optional
+        ``fix(params) -> params`` enforcing constraints between keys.
+    """
+
+    seeded: list
+    space: dict
+    build: Callable
+    describe: Callable | None = None
+    fix: Callable | None = None
+
+    def text(self, params):
+        if self.describe is not None:
+            return self.describe(params)
+        return ", ".join(f"{k}={v!r}" for k, v in params.items())
+
+    def strategy(self):
+        """The hypothesis strategy of :attr:`space` (imports hypothesis)."""
+        from hypothesis import strategies as st
+
+        parts = {}
+        for key, choices in self.space.items():
+            if isinstance(choices, range):
+                parts[key] = st.integers(choices.start, choices.stop - 1)
+            else:
+                parts[key] = st.sampled_from(list(choices))
+        strat = st.fixed_dictionaries(parts)
+        return strat.map(self.fix) if self.fix is not None else strat
+
+    def draw(self, rng):
+        """One case from :attr:`space` with a NumPy generator (no hypothesis)."""
+        params = {}
+        for key, choices in self.space.items():
+            if isinstance(choices, range):
+                params[key] = int(rng.integers(choices.start, choices.stop))
+            else:
+                choices = list(choices)
+                params[key] = choices[int(rng.integers(len(choices)))]
+        return self.fix(params) if self.fix is not None else params
+
+
+@dataclass
+class Check:
+    """One line of the report.
+
+    Attributes
+    ----------
+    id : str
+        Stable identifier (used by ``--json`` and the tests).
+    title : str
+        What is checked, in words.
+    run : callable
+        ``run(student, case)``; raises :class:`CheckFailure`.
+    cases : Cases or None
+        ``None`` for a check without inputs (run once with ``case=None``).
+    """
+
+    id: str
+    title: str
+    run: Callable
+    cases: Cases | None = None
+    max_examples: int | None = None
+    """Cap on the drawn cases for an expensive check (``None``: the grader's setting)."""

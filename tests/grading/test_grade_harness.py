@@ -1,0 +1,201 @@
+"""The comparison, its diagnoses, the guarded student call, cases and reports (no subprocess)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import scipy.sparse
+
+from hessinv_ref.grading.harness import (
+    Cases,
+    CheckFailure,
+    Guard,
+    Student,
+    Variant,
+    as_array,
+    compare,
+)
+from hessinv_ref.grading.report import CheckResult, GradeReport
+
+# -- compare and its diagnoses ---------------------------------------------------------------
+
+
+def fails(*args, **kwargs):
+    with pytest.raises(CheckFailure) as info:
+        compare(*args, **kwargs)
+    return info.value
+
+
+def test_compare_passes_within_tolerance_and_reports_the_worst_entry():
+    compare("x", [1.0, 2.0 + 1e-12], [1.0, 2.0])
+    f = fails("x", [1.0, 2.5, 3.0], [1.0, 2.0, 3.0])
+    assert f.message == "x is wrong" and f.kind == "wrong"
+    assert "entry 1: expected 2, got 2.5" in f.worst
+    assert "2.5" in f.actual and f.hint is None
+
+
+def test_the_first_matching_variant_gives_the_hint_and_lazy_variants_wait():
+    expected = np.array([1.0, 2.0])
+
+    def never():
+        raise AssertionError("a variant must not be computed when the answer is right")
+
+    compare("x", expected, expected, variants=[Variant("no", never)])
+    f = fails("x", [3.0, 4.0], expected, variants=[Variant("wrong one", [0.0, 0.0]), Variant("this one", [3.0, 4.0]),
+                                                   Variant("later", [3.0, 4.0])])
+    assert f.hint == "this one"
+
+
+@pytest.mark.parametrize("actual, phrase", [
+    (np.zeros((2, 2)), "all zeros"),
+    (-np.array([[1.0, 2.0], [3.0, 4.0]]), "negative"),
+    (np.array([[1.0, 3.0], [2.0, 4.0]]), "transpose"),
+    (0.5 * np.array([[1.0, 2.0], [3.0, 4.0]]), "0.5 times"),
+    (np.array([[1.0, np.nan], [3.0, 4.0]]), "NaN or inf"),
+])
+def test_generic_diagnoses(actual, phrase):
+    assert phrase in fails("H", actual, np.array([[1.0, 2.0], [3.0, 4.0]])).hint
+
+
+def test_shape_mismatch_diagnoses():
+    expected = np.arange(6.0).reshape(2, 3)
+    f = fails("g_W", expected.T, expected)
+    assert "shape (3, 2), expected (2, 3)" in f.message and "transpose" in f.hint
+    assert "reshape" in fails("t", expected.ravel(), expected).hint
+    assert fails("t", np.ones(4), expected).hint is None
+
+
+def test_as_array_explains_none_and_accepts_sparse():
+    with pytest.raises(CheckFailure, match="is None") as info:
+        as_array("M", None)
+    assert "return" in info.value.hint
+    assert np.array_equal(as_array("M", scipy.sparse.eye(2, format="csr")), np.eye(2))
+    with pytest.raises(CheckFailure, match="not an array of numbers"):
+        as_array("M", {"a": 1})
+
+
+# -- the guarded call ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def student_file(tmp_path):
+    """A real file, so that tracebacks can quote the student's line."""
+    return tmp_path / "student_ex.md"
+
+
+def make_student(path, source, guard=None, call_limit=5.0, **kwargs):
+    path.write_text(source, encoding="utf-8")
+    ns = {}
+    exec(compile(source, str(path), "exec"), ns)
+    return Student(str(path), ns, guard or Guard(), call_limit=call_limit, **kwargs)
+
+
+def test_not_implemented_names_the_function_and_line(student_file):
+    st = make_student(student_file, "def helper():\n    raise NotImplementedError\n\ndef f():\n    return helper()\n")
+    with pytest.raises(CheckFailure) as info:
+        st.call("f")
+    f = info.value
+    assert f.kind == "not_implemented"
+    assert "`helper` (called from `f`)" in f.message and "line 2 of student_ex.md" in f.message
+
+
+def test_missing_name_and_student_error(student_file):
+    st = make_student(student_file, "def f(x):\n    return x[10]\n", cell_errors=["cell 2 raised"])
+    with pytest.raises(CheckFailure, match="`g` is not defined.*cell 2 raised") as info:
+        st.call("g")
+    assert info.value.kind == "missing"
+    with pytest.raises(CheckFailure, match=r"raised IndexError.*line 2.*return x\[10\]"):
+        st.call("f", [1])
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "setitimer"), reason="needs SIGALRM")
+def test_a_loop_times_out_once_then_is_skipped(student_file):
+    st = make_student(student_file, "def f():\n    while True:\n        pass\n", call_limit=0.2)
+    with pytest.raises(CheckFailure, match="did not return within 0.2 s") as info:
+        st.call("f")
+    assert info.value.kind == "timeout"
+    with pytest.raises(CheckFailure, match="skipped"):
+        st.call("f")
+
+
+def test_guard_catches_an_aliased_reference_and_removes_its_hook(student_file):
+    import hessinv_ref.activations as acts
+
+    guard = Guard()
+    guard.forbid(acts.Softplus.df, "Softplus.df")
+    st = make_student(student_file, "from hessinv_ref.activations import ACTIVATIONS\nd = ACTIVATIONS['softplus'].df\n"
+                      "def f(u):\n    return d(u)\ndef g(u):\n    return ACTIVATIONS['sigmoid'].f(u)\n", guard)
+    before = sys.getprofile()
+    with pytest.raises(CheckFailure, match="calls Softplus.df") as info:
+        st.call("f", np.zeros(2))
+    assert info.value.kind == "forbidden" and "reference" in info.value.hint
+    assert np.allclose(st.call("g", np.zeros(2)), 0.5)  # the sigmoid is not the softplus
+    assert sys.getprofile() is before
+
+
+def test_guard_catches_a_whole_system_solve_but_not_a_block_solve(student_file):
+    from hessinv_ref.grading.exercises import solver_functions
+
+    guard = Guard()
+    for obj, label in solver_functions():
+        guard.watch_solver(obj, label)
+    st = make_student(student_file, "import numpy as np\nfrom scipy.linalg import solve\n"
+                      "def big(n):\n    return solve(np.eye(n), np.ones(n))\n", guard)
+    assert np.allclose(st.call("big", 3, max_system=3), 1.0)
+    with pytest.raises(CheckFailure, match=r"scipy.linalg.solve on a 5×5 matrix") as info:
+        st.call("big", 5, max_system=3)
+    assert "block by block" in info.value.hint
+    assert np.allclose(st.call("big", 5), 1.0)  # no limit outside the block-by-block check
+
+
+# -- cases ---------------------------------------------------------------------------------------
+
+
+def test_cases_draw_within_the_space_reproducibly():
+    cases = Cases(seeded=[], space={"n": range(1, 4), "act": ["tanh", "gelu"]}, build=dict,
+                  fix=lambda p: {**p, "m": p["n"] + 1})
+    draws = [cases.draw(np.random.default_rng(0)) for _ in range(2)]
+    assert draws[0] == draws[1]
+    for p in [cases.draw(np.random.default_rng(s)) for s in range(30)]:
+        assert 1 <= p["n"] <= 3 and p["act"] in ("tanh", "gelu") and p["m"] == p["n"] + 1
+    assert cases.text({"n": 2}) == "n=2"
+
+
+def test_cases_strategy_stays_in_the_space():
+    pytest.importorskip("hypothesis")
+    from hypothesis import given, settings
+
+    cases = Cases(seeded=[], space={"n": range(1, 4), "act": ["tanh"]}, build=dict)
+
+    @settings(max_examples=20, database=None, derandomize=True)
+    @given(cases.strategy())
+    def inside(p):
+        assert 1 <= p["n"] <= 3 and p["act"] == "tanh"
+
+    inside()
+
+
+# -- reports ---------------------------------------------------------------------------------------
+
+
+def test_report_render_and_json():
+    report = GradeReport("ex.md", 3, "Title", checks=[
+        CheckResult("a", "first check", True, n_cases=4),
+        CheckResult("b", "second check", False, kind="wrong", message="Hxz is wrong", case="seeded case 1: x",
+                    expected="[1. 2.]", actual="[2. 1.]", worst="entry 0", hint="transpose"),
+        CheckResult("c", "third check", False, kind="not_implemented", message="not implemented: `f`",
+                    case="hidden", hint="replace the stub"),
+    ], notes=["a note"])
+    text = report.render()
+    assert "first check   pass" in text and "FAIL (not implemented)" in text
+    assert "hint:     transpose" in text and "note: a note" in text and "1 of 3 checks passed." in text
+    assert "hidden" not in text  # a stub's case and values would only be noise
+    d = json.loads(json.dumps(report.to_dict()))
+    assert d["passed"] is False and d["n_passed"] == 1 and d["checks"][1]["hint"] == "transpose"
+    assert not report.passed and report.summary() == "ex.md: 1/3 (some checks failed)"
+    with pytest.raises(KeyError, match="no check 'z'"):
+        report.check("z")
+    assert not GradeReport("x.md", None, error="gone").passed
