@@ -51,6 +51,18 @@ def build_parser():
     demo.add_argument("--scale", type=float, default=2.0, help="weight gain over torch.nn.Linear's init (default 2)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.set_defaults(func=_run_demo)
+
+    from .bench import add_parser as _add_bench
+
+    _add_bench(sub)
+
+    from .golden import add_parsers as _add_golden  # the export and verify subcommands
+
+    _add_golden(sub)
+
+    from .grade import add_parser as _add_grade  # the classroom exercises' autograder
+
+    _add_grade(sub)
     return parser
 
 
