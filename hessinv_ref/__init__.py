@@ -10,7 +10,7 @@ from .dense import DenseFactorization, hessian
 from .factorization import Factorization, IllConditionedPivotWarning, SingularPivotError
 from .inverse import DEFAULT_METHOD, METHODS, factorize, solve
 from .operators import hessian_operator, inverse_operator
-from .hvp import hvp, polynomial_hvp
+from .rop import hvp, polynomial_hvp
 from .layers import Dense, Layer, LossHead, Residual, SoftmaxCrossEntropy, SquaredError
 from .network import Network
 from .polynomial import HessianPolynomial

@@ -25,6 +25,18 @@ def _nonnegative_float(text):
     return value
 
 
+def _depth_list(text):
+    if text.strip().lower() in ("", "none"):
+        return ()
+    try:
+        depths = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated depths or 'none', got {text!r}") from None
+    if any(d < 1 for d in depths):
+        raise argparse.ArgumentTypeError(f"expected positive depths, got {text!r}")
+    return depths
+
+
 def build_parser():
     """The argument parser with one sub-parser per subcommand."""
     from . import __version__
@@ -50,6 +62,10 @@ def build_parser():
     demo.add_argument("--damping", type=_nonnegative_float, default=1e-2, help="ε in (H + εI) (default 1e-2)")
     demo.add_argument("--scale", type=float, default=2.0, help="weight gain over torch.nn.Linear's init (default 2)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    demo.add_argument(
+        "--sweep", type=_depth_list, default=(16, 32, 64, 128), metavar="L1,L2,...",
+        help="depths of the timing sweep, comma-separated, or 'none' (default 16,32,64,128)",
+    )
     demo.set_defaults(func=_run_demo)
 
     from .bench import add_parser as _add_bench
@@ -77,6 +93,7 @@ def _run_demo(args):
         damping=args.damping,
         scale=args.scale,
         seed=args.seed,
+        sweep=args.sweep,
     )
 
 

@@ -72,6 +72,7 @@ class Curvature:
         self.z = self._forward(z0)
         self.b, self._grads = self._backward()
         self._blocks = None
+        self._norm1 = {}  # damping -> ||H + εI||_1 estimate
 
     # -- the two passes -----------------------------------------------------
 
@@ -193,7 +194,19 @@ class Curvature:
         layer, x, z_in = self.layers[l - 1], self.xs[l - 1], self.z[l - 1]
         Jz, Jx = layer.jacobians(x, z_in)
         Hxx, Hxz, Hzz = layer.curvature(x, z_in, self.b[l])
-        return LayerBlocks(*(_read_only(np.asarray(m, dtype=np.float64)) for m in (Jz, Jx, Hxx, Hxz, Hzz)))
+        blocks = LayerBlocks(*(_read_only(np.asarray(m, dtype=np.float64)) for m in (Jz, Jx, Hxx, Hxz, Hzz)))
+        # a user-written layer with a transposed block would otherwise fail
+        # deep inside a solver with an anonymous matmul error
+        p, a_in, a_out = x.size, z_in.size, self.z[l].size
+        expected = {"Jz": (a_out, a_in), "Jx": (a_out, p), "Hxx": (p, p), "Hxz": (p, a_in), "Hzz": (a_in, a_in)}
+        for name, shape in expected.items():
+            actual = getattr(blocks, name).shape
+            if actual != shape:
+                raise ValueError(
+                    f"layers[{l - 1}] ({self.layers[l - 1]!r}): {name} should have shape "
+                    f"{shape} (p={p}, a_in={a_in}, a_out={a_out}), got {actual}"
+                )
+        return blocks
 
     def _blocks_fast(self):
         """The same blocks, built for each *run* of consecutive layers with
@@ -223,8 +236,8 @@ class Curvature:
     # -- everything built on the cache ----------------------------------------
 
     def hvp(self, v):
-        """Pearlmutter's R-operator :math:`H v`; see :func:`hessinv_ref.hvp.rop_hvp`."""
-        from .hvp import rop_hvp_cached
+        """Pearlmutter's R-operator :math:`H v`; see :func:`hessinv_ref.rop.hvp`."""
+        from .rop import rop_hvp_cached
 
         return rop_hvp_cached(self, v)
 
@@ -248,6 +261,19 @@ class Curvature:
         from .inverse import factorize_curvature
 
         return factorize_curvature(self, damping, method, **options)
+
+    def norm_estimate(self, damping=0.0):
+        r"""An estimate of :math:`\|H + εI\|_1` from a few R-operator products
+        (``scipy.sparse.linalg.onenormest``; exact for small ``P``), cached per
+        damping."""
+        from .factorization import check_damping
+
+        eps = check_damping(damping)
+        if eps not in self._norm1:
+            import scipy.sparse.linalg as spla
+
+            self._norm1[eps] = float(spla.onenormest(self.operator(eps)))
+        return self._norm1[eps]
 
     def operator(self, damping=0.0):
         """A ``LinearOperator`` for :math:`H + εI` by the R-operator."""

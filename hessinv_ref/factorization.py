@@ -139,20 +139,25 @@ class Factorization:
         self.curvature = curvature
         self.damping = check_damping(damping)
         self.P = curvature.P
-        self._norm1 = None
+        self._riccati = None
         self.pivot_rconds = []
 
     @property
     def pivot_condition(self):
         r"""The largest condition estimate :math:`κ_1` over the pivot blocks.
 
-        An exact route's forward error is about
-        :math:`ε_{mach} \max(κ(H + εI), \max_l κ(\text{pivot}_l))`: when a
-        pivot is worse conditioned than :math:`H + εI` itself (which
-        elimination without pivoting across layers can cause for an
-        indefinite :math:`H`), accuracy is lost in proportion.  For a
-        positive definite :math:`H + εI` the Riccati pivots are Schur
-        complements and never worse conditioned than it.
+        What a pivot means depends on the route: a Riccati
+        :math:`Q_{xx}^{(l)}` (``riccati``), a Schur complement :math:`S_l` of
+        :math:`K'` (``ldu``), the whole :math:`K'` (``banded``) or the whole
+        :math:`H + εI` (``dense``), so values are comparable only within a
+        route.  For ``ldu`` and ``banded`` the forward error stays within about
+        :math:`16\, ε_{mach} \max(κ(H + εI), \text{pivot\_condition})` in the
+        test suite.  For ``riccati`` on an indefinite :math:`H + εI` the
+        pivots' conditions are not the whole story: a pivot much *smaller*
+        than :math:`\|H + εI\|` makes large gains :math:`K_l`, and the
+        tests bound that case with the element growth :math:`\max_l \|K_l\|`
+        as well.  A positive definite :math:`H + εI` has Riccati pivots that
+        are Schur complements of it, never worse conditioned than it.
         """
         if not self.pivot_rconds:
             raise NotImplementedError(f"{self.method}: this route has no pivots")
@@ -190,14 +195,10 @@ class Factorization:
     # -- accuracy -------------------------------------------------------------
 
     def norm_estimate(self):
-        r"""An estimate of :math:`\|H + εI\|_1` from a few R-operator products
-        (``scipy.sparse.linalg.onenormest``; exact for small ``P``)."""
-        if self._norm1 is None:
-            op = spla.LinearOperator(
-                (self.P, self.P), matvec=self.matvec, rmatvec=self.matvec, dtype=np.float64
-            )
-            self._norm1 = float(spla.onenormest(op))
-        return self._norm1
+        r"""An estimate of :math:`\|H + εI\|_1`; see
+        :meth:`~hessinv_ref.curvature.Curvature.norm_estimate` (cached there,
+        so routes compared at one point share it)."""
+        return self.curvature.norm_estimate(self.damping)
 
     def backward_error(self, x, rhs):
         r"""Normwise backward error of a computed solution ``x`` of
@@ -238,6 +239,25 @@ class Factorization:
         """``(n_pos, n_neg, n_zero)``: counts of positive, negative and zero
         eigenvalues of :math:`H + εI`."""
         raise NotImplementedError(f"{self.method}: inertia is not available on this route")
+
+    def _inertia_from_riccati(self):
+        """Inertia for the routes whose factors do not carry it (``banded``,
+        ``ldu``: LU of the non-symmetric :math:`K'`): from the pivots of a
+        Riccati factorization of the same point, built once."""
+        from .solvers.riccati import RiccatiFactorization
+
+        if self._riccati is None:
+            try:
+                self._riccati = RiccatiFactorization(self.curvature, self.damping)
+            except SingularPivotError as err:
+                raise SingularPivotError(
+                    f"{self.method}.inertia (from the riccati pivots)",
+                    err.layer,
+                    err.rcond,
+                    f"this route factored H + damping*I, but the Riccati pivots that give "
+                    f"its inertia broke down; method='dense' gives it from the eigenvalues",
+                ) from err
+        return self._riccati.inertia()
 
     @property
     def is_positive_definite(self):

@@ -756,9 +756,7 @@ def verify(path, *, rtol=None):
     H = curv.hessian()
 
     if "loss" in ans:
-        head, x_head = curv.layers[-1], curv.xs[-1]
-        Z = np.asarray(curv.z[-2]).reshape(X.shape[0], head.n_in)
-        u = head._affine(x_head, Z)
+        u = curv.layers[-1].logits(curv.xs[-1], curv.z[-2])
         S = max(abs(curv.loss()), float(np.max(np.abs(u))), np.finfo(float).tiny)
         _cmp(rows, "loss", ans["loss"], curv.loss(), S, C_TOL * n * EPS, "|d| / max(|loss|, max|logits|)", rtol)
     if "g" in ans:

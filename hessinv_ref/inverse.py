@@ -14,9 +14,14 @@ r"""Solving :math:`(H + εI)\, x = g`: one entry point for every route.
 The default is ``banded``, the most robust exact route.  Its partial pivoting
 crosses layer blocks, so a small or indefinite Schur complement cannot spoil
 it.  ``riccati`` and ``ldu`` eliminate layer by layer without pivoting across
-layers: when :math:`H + εI` is positive definite they are as accurate
-(their pivots are then never worse conditioned than :math:`H + εI`), but when
-it is indefinite a pivot can be much worse conditioned than the matrix.
+layers.  When :math:`H + εI` is positive definite the Riccati pivots are
+Schur complements of it, never worse conditioned than the matrix, and
+``riccati`` is as accurate as ``banded``; the ``ldu`` pivots are Schur
+complements of the non-symmetric :math:`K'` and can be badly conditioned
+even then (a positive definite case with :math:`κ = 1.4 \cdot 10^3` and an
+``ldu`` pivot condition of :math:`2.8 \cdot 10^9` is in the tests).  When
+:math:`H + εI` is indefinite, both can lose digits in proportion to their
+pivots' condition and element growth.
 Measured on 200 random networks (depth 1-8, widths 1-4, mixed activations,
 ``ε`` in 1e-3..10, 145 of them indefinite), the largest normwise backward
 error was ``3.1 eps`` for ``banded``, against ``950 eps`` for ``riccati``

@@ -675,6 +675,11 @@ class LossHead(AffineLayer):
         """Validate and return a read-only copy of the targets."""
         raise NotImplementedError
 
+    def logits(self, x, z_in):
+        """The head's affine outputs :math:`u = Z W^T + c`, shape (B, n_out)."""
+        B, Z = self._unflat(z_in)
+        return self._affine(x, Z)
+
     def _targets(self, U):
         if self.y is None:
             raise ValueError(f"{self!r} has no targets: call .bind(y) first")
@@ -744,6 +749,13 @@ class LossHead(AffineLayer):
         return (Jz, Jx.reshape(1, 1, -1)) + curv
 
 
+def _others(p):
+    r""":math:`\sum_{j \ne k} p_{ij}` for every ``(i, k)``, summed directly:
+    ``1 - p`` or ``p.sum() - p`` cancel when :math:`p_{ik} \to 1`."""
+    C = p.shape[1]
+    return p @ (1.0 - np.eye(C, dtype=p.dtype))
+
+
 class SoftmaxCrossEntropy(LossHead):
     r"""Logits :math:`u = Z W^T + c` and the batch-mean cross-entropy.
 
@@ -770,6 +782,11 @@ class SoftmaxCrossEntropy(LossHead):
 
     def __init__(self, n_in, n_classes, bias=True):
         super().__init__(n_in, n_classes, bias)
+        if self.n_out < 2:
+            raise ValueError(
+                f"n_classes: expected at least 2 classes, got {self.n_out} "
+                f"(with one class the loss is identically 0)"
+            )
 
     @property
     def n_classes(self):
@@ -807,14 +824,30 @@ class SoftmaxCrossEntropy(LossHead):
         logsumexp = np.log(np.exp(shifted).sum(axis=1))
         loss = np.mean(logsumexp - shifted[rows, y])
         grad = p.copy()
-        grad[rows, y] -= 1.0
+        grad[rows, y] = -_others(p)[rows, y]  # p_y - 1, without cancellation
         grad /= B
-        hess = (p[:, :, None] * np.eye(self.n_out) - p[:, :, None] * p[:, None, :]) / B
-        return loss, grad, hess
+        return loss, grad, self._softmax_hessian(p) / B
+
+    @staticmethod
+    def _softmax_hessian(p):
+        r""":math:`\mathrm{diag}(p) - p p^T` per sample, shape (B, C, C).
+
+        The diagonal :math:`p_k (1 - p_k)` is written as
+        :math:`p_k \sum_{j \ne k} p_j`: for a saturated softmax
+        (:math:`p_k \to 1`) the difference ``p - p*p`` cancels and loses
+        relative accuracy, the sum of the other probabilities does not.
+        """
+        hess = -p[:, :, None] * p[:, None, :]
+        k = np.arange(p.shape[1])
+        hess[:, k, k] = p * _others(p)
+        return hess
 
     def _loss_hvp(self, U, dU):
+        r""":math:`(∇^2 ℓ\, dU)_{ik} = \frac1B p_{ik} \sum_j p_{ij} (dU_{ik} - dU_{ij})`,
+        the same product without the cancellation of ``p dU - p (p·dU)``."""
         p, _ = self._probs(U)
-        return (p * dU - p * np.sum(p * dU, axis=1, keepdims=True)) / U.shape[0]
+        diff = dU[:, :, None] - dU[:, None, :]
+        return p * np.einsum("bj,bkj->bk", p, diff) / U.shape[0]
 
 
 class SquaredError(LossHead):

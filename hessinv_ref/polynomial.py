@@ -19,6 +19,8 @@ Index spaces (``L`` layers, ``a_l`` activation sizes, ``p_l`` parameter sizes):
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
@@ -41,10 +43,18 @@ class HessianPolynomial:
 
     Attributes
     ----------
+    L : int
+        Number of layers.
     p : tuple of int
         ``(p_1..p_L)``.
     a : tuple of int
-        ``(a_0..a_L)``.
+        ``(a_0..a_L)``: note ``a[0]``, the input, so ``t_l`` has length ``a[l]``.
+    x_offsets, t_offsets, in_offsets : ndarray of int
+        Block boundaries, length ``L + 1``: layer ``l``'s slice of ``x`` is
+        ``x_offsets[l-1]:x_offsets[l]``, of ``t`` and ``λ`` ``t_offsets[l-1]:t_offsets[l]``,
+        of the layer-input space (``z_{l-1}``) ``in_offsets[l-1]:in_offsets[l]``.
+
+    The sparse factors are built on first access and cached.
     """
 
     def __init__(self, blocks):
@@ -52,17 +62,24 @@ class HessianPolynomial:
         self.L = len(self.blocks)
         self.p = tuple(blk.Jx.shape[1] for blk in self.blocks)
         self.a = (self.blocks[0].Jz.shape[1],) + tuple(blk.Jz.shape[0] for blk in self.blocks)
-        self._x_off = _offsets(self.p)
-        self._t_off = _offsets(self.a[1:])
-        self._in_off = _offsets(self.a[:-1])
+        self.x_offsets = _offsets(self.p)
+        self.t_offsets = _offsets(self.a[1:])
+        self.in_offsets = _offsets(self.a[:-1])
 
     @property
     def P(self):
-        return int(self._x_off[-1])
+        """Number of parameters ``P = Σ p_l``."""
+        return int(self.x_offsets[-1])
+
+    def _check(self, name, v, n):
+        v = np.asarray(v, dtype=np.float64)
+        if v.ndim not in (1, 2) or v.shape[0] != n:
+            raise ValueError(f"{name}: expected shape ({n},) or ({n}, k), got {v.shape}")
+        return v
 
     # -- the factors as sparse matrices --------------------------------------
 
-    @property
+    @cached_property
     def M(self):
         r"""Block unit-lower-bidiagonal :math:`M`, shape (A, A):
         identity blocks on the diagonal, :math:`-J_{z,l}` at block (l, l-1)."""
@@ -74,12 +91,12 @@ class HessianPolynomial:
                 grid[l - 1][l - 2] = sp.csr_matrix(-self.blocks[l - 1].Jz)
         return sp.bmat(grid, format="csr")
 
-    @property
+    @cached_property
     def Dx(self):
         r""":math:`D_x = \mathrm{blockdiag}(J_{x,1}..J_{x,L})`, shape (A, P)."""
         return sp.block_diag([blk.Jx for blk in self.blocks], format="csr")
 
-    @property
+    @cached_property
     def P_down(self):
         r"""Block down-shift :math:`(P_{\downarrow} t)_l = t_{l-1}`, :math:`t_0 = 0`;
         shape (A_in, A)."""
@@ -92,17 +109,17 @@ class HessianPolynomial:
                 grid[l - 1][l - 2] = sp.identity(self.a[l - 1], format="csr")
         return sp.bmat(grid, format="csr")
 
-    @property
+    @cached_property
     def Hxx(self):
         r""":math:`\mathrm{blockdiag}(H_{xx,l})`, shape (P, P)."""
         return sp.block_diag([blk.Hxx for blk in self.blocks], format="csr")
 
-    @property
+    @cached_property
     def Hxz(self):
         r""":math:`\mathrm{blockdiag}(H_{xz,l})`, shape (P, A_in)."""
         return sp.block_diag([blk.Hxz for blk in self.blocks], format="csr")
 
-    @property
+    @cached_property
     def Hzz(self):
         r""":math:`\mathrm{blockdiag}(H_{zz,l})`, shape (A_in, A_in)."""
         return sp.block_diag([blk.Hzz for blk in self.blocks], format="csr")
@@ -113,8 +130,8 @@ class HessianPolynomial:
         r"""Forward substitution :math:`t = M^{-1} u`: :math:`t_l = u_l + J_{z,l} t_{l-1}`.
 
         ``u`` of shape (A,) or (A, k).  This *is* a forward pass."""
-        t = np.array(u, dtype=np.float64, copy=True)
-        o = self._t_off
+        t = self._check("u", u, self.t_offsets[-1]).copy()
+        o = self.t_offsets
         for l in range(2, self.L + 1):
             t[o[l - 1]:o[l]] += self.blocks[l - 1].Jz @ t[o[l - 2]:o[l - 1]]
         return t
@@ -122,8 +139,8 @@ class HessianPolynomial:
     def solve_MT(self, r):
         r"""Backward substitution :math:`λ = M^{-T} r`:
         :math:`λ_l = r_l + J_{z,l+1}^T λ_{l+1}`.  This *is* a backward pass."""
-        lam = np.array(r, dtype=np.float64, copy=True)
-        o = self._t_off
+        lam = self._check("r", r, self.t_offsets[-1]).copy()
+        o = self.t_offsets
         for l in range(self.L - 1, 0, -1):
             lam[o[l - 1]:o[l]] += self.blocks[l].Jz.T @ lam[o[l]:o[l + 1]]
         return lam
@@ -140,7 +157,7 @@ class HessianPolynomial:
     def _down(self, t):
         """:math:`P_{\\downarrow} t`: prepend ``t_0 = 0``, drop ``t_L``."""
         zeros = np.zeros((self.a[0],) + t.shape[1:])
-        return np.concatenate([zeros, t[: self._t_off[-2]]])
+        return np.concatenate([zeros, t[: self.t_offsets[-2]]])
 
     def _up(self, w):
         """:math:`P_{\\downarrow}^T w`: drop the ``z_0`` slot, append ``0`` for ``t_L``."""
@@ -149,7 +166,8 @@ class HessianPolynomial:
 
     def tangent(self, v):
         """:math:`t = M^{-1} D_x v`, the R-forward pass."""
-        return self.solve_M(self._apply_blockdiag("Jx", v, self._x_off))
+        v = self._check("v", v, self.P)
+        return self.solve_M(self._apply_blockdiag("Jx", v, self.x_offsets))
 
     def terms(self, v):
         r"""The four terms of :math:`Hv`, each shape like ``v``:
@@ -157,8 +175,8 @@ class HessianPolynomial:
         ``(Hxx v, Hxz P↓ t, Dx^T M^{-T} P↓^T Hxz^T v, Dx^T M^{-T} P↓^T Hzz P↓ t)``
         with :math:`t = M^{-1} D_x v`.  Their sum is :math:`Hv`.
         """
-        v = np.asarray(v, dtype=np.float64)
-        x_off, in_off = self._x_off, self._in_off
+        v = self._check("v", v, self.P)
+        x_off, in_off = self.x_offsets, self.in_offsets
         t_in = self._down(self.tangent(v))
         hxx = self._apply_blockdiag("Hxx", v, x_off)
         hxz_t = self._apply_blockdiag("Hxz", t_in, in_off)
@@ -166,7 +184,7 @@ class HessianPolynomial:
         hzz_t = self._apply_blockdiag("Hzz", t_in, in_off)
 
         def back(w):  # Dx^T M^{-T} P↓^T w: a backward pass from the layer inputs
-            return self._apply_blockdiag("Jx", self.solve_MT(self._up(w)), self._t_off, transpose=True)
+            return self._apply_blockdiag("Jx", self.solve_MT(self._up(w)), self.t_offsets, transpose=True)
 
         return hxx, hxz_t, back(hxz_T_v), back(hzz_t)
 

@@ -143,3 +143,13 @@ def test_export_of_a_too_large_problem_is_a_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("hessinv-ref export: error: --depth/--width: P = 9000 parameters") and err.count("\n") == 1
     assert not (tmp_path / "x.json").exists()
+
+
+def test_demo_sweep_flag(capsys):
+    assert main(["demo", "--depth", "3", "--width", "1", "--batch", "1", "--sweep", "3,4"]) == 0
+    out = capsys.readouterr().out
+    assert "3. Depth sweep" in out
+    assert main(["demo", "--depth", "3", "--width", "1", "--batch", "1", "--sweep", "none"]) == 0
+    assert "Depth sweep" not in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["demo", "--sweep", "0,4"])

@@ -208,3 +208,21 @@ def test_hessian_of_linear_least_squares_by_hand():
     perm = [0, 1, 2, 6, 3, 4, 5, 7]
     H = hessian(net, params, X, y)[np.ix_(perm, perm)]
     np.testing.assert_allclose(H, np.kron(np.eye(2), G), rtol=1e-13, atol=1e-15)
+
+
+def test_polynomial_rejects_vectors_of_the_wrong_length():
+    import pytest
+
+    poly = Curvature(*random_problem(3, 3, 2, seed=0)).polynomial()
+    for bad in (np.ones(poly.P + 5), np.ones(poly.P - 1)):
+        with pytest.raises(ValueError, match=rf"v: expected shape \({poly.P},\)"):
+            poly.matvec(bad)
+    with pytest.raises(ValueError, match="u: expected shape"):
+        poly.solve_M(np.ones(3))
+
+
+def test_hvp_of_an_empty_block_of_vectors():
+    net, params, X, y = random_problem(3, 3, 2, seed=0)
+    V = np.zeros((net.n_params, 0))
+    assert hvp(net, params, X, y, V).shape == (net.n_params, 0)
+    assert polynomial_hvp(net, params, X, y, V).shape == (net.n_params, 0)

@@ -20,6 +20,7 @@ from hessinv_ref import (
     DEFAULT_METHOD,
     METHODS,
     Curvature,
+    IllConditionedPivotWarning,
     LayerBlocks,
     SingularPivotError,
     factorize,
@@ -300,3 +301,59 @@ def test_no_route_modifies_its_inputs(head, as_theta):
             assert d.keys() == d0.keys()
             for k in d:
                 np.testing.assert_array_equal(d[k], d0[k])
+
+
+# -- inertia of the LU routes, shared norm estimates, user-layer block shapes ------
+
+
+@pytest.mark.parametrize("method", ["banded", "ldu"])
+def test_lu_route_inertia_is_computed_once_and_names_its_source(method):
+    curv = Curvature(*random_problem(3, 3, 2, seed=4, scale=2.0))
+    fact = curv.factorize(0.3, method)
+    first = fact.inertia()
+    assert fact._riccati is not None
+    riccati = fact._riccati
+    assert fact.inertia() == first and fact._riccati is riccati
+    w = np.linalg.eigvalsh(curv.hessian() + 0.3 * np.eye(curv.P))
+    assert first == (int(np.sum(w > 0)), int(np.sum(w < 0)), 0)
+
+
+def test_banded_inertia_reports_a_riccati_breakdown_clearly():
+    # damping 1e-9 with a softmax bias: banded factors H + εI (κ ~ 2e9), but
+    # the first Riccati pivot is numerically singular
+    curv = Curvature(*random_problem(2, 3, 2, head="softmax", bias=True, seed=3))
+    with pytest.warns(IllConditionedPivotWarning):
+        fact = curv.factorize(1e-9, "banded")
+    with pytest.raises(SingularPivotError, match=r"banded\.inertia.*riccati.*method='dense'"):
+        with pytest.warns(IllConditionedPivotWarning):  # the Riccati layers before the breakdown
+            fact.inertia()
+
+
+def test_norm_estimate_is_shared_by_the_routes_of_one_point():
+    curv = Curvature(*random_problem(3, 2, 2, seed=1))
+    a, b = curv.factorize(0.5, "banded"), curv.factorize(0.5, "riccati")
+    calls = []
+    original = curv.hvp
+    curv.hvp = lambda v: (calls.append(1), original(v))[1]
+    est = a.norm_estimate()
+    n_calls = len(calls)
+    assert n_calls > 0 and b.norm_estimate() == est and len(calls) == n_calls
+    dense = np.abs(curv.hessian() + 0.5 * np.eye(curv.P)).sum(axis=0).max()
+    assert est <= dense * (1 + 1e-12)  # onenormest never overestimates
+
+
+def test_user_layer_with_a_transposed_block_is_named():
+    from hessinv_ref import Dense, Network, SoftmaxCrossEntropy
+
+    class Transposed(Dense):
+        def curvature(self, x, z_in, b_out):
+            Hxx, Hxz, Hzz = super().curvature(x, z_in, b_out)
+            return Hxx, Hxz.T, Hzz
+
+        def stack_key(self):
+            return None
+
+    net = Network([Transposed(2, 3), SoftmaxCrossEntropy(3, 2)])
+    curv = Curvature(net, net.init(seed=0), np.ones((2, 2)), np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"layers\[0\].*Hxz should have shape \(9, 4\)"):
+        curv.blocks

@@ -326,3 +326,39 @@ def test_layer_sizes():
     head = SoftmaxCrossEntropy(4, 3)
     assert head.n_classes == 3 and head.out_dim(7) == 1
     assert Dense(3, 4).out_dim(7) == 28
+
+
+# -- a saturated softmax head ----------------------------------------------------
+
+
+def test_saturated_softmax_keeps_relative_accuracy():
+    """With logits (0, -40) the minority probability is ~4e-18: the diagonal
+    p(1-p) of the logit Hessian and the gradient p_y - 1 must come from the
+    sum of the *other* probabilities, or they cancel to a few digits (or 0)."""
+    from scipy.special import expit
+
+    head = SoftmaxCrossEntropy(1, 2, bias=False).bind(np.array([0]))
+    U = np.array([[0.0, -40.0]])
+    _, grad, hess = head.loss_terms(U)
+    p1 = expit(-40.0)          # softmax(0, -40)[1], exact to rounding
+    p0 = expit(40.0)
+    # relative errors of a few ulps: the inputs are exact, each formula is a
+    # product or a sum of positive terms
+    assert np.isclose(hess[0, 0, 0], p0 * p1, rtol=8 * np.finfo(float).eps, atol=0)
+    assert np.isclose(hess[0, 1, 1], p0 * p1, rtol=8 * np.finfo(float).eps, atol=0)
+    assert np.isclose(grad[0, 0], -p1, rtol=8 * np.finfo(float).eps, atol=0)
+    dU = np.array([[1.0, -2.0]])
+    assert np.allclose(head._loss_hvp(U, dU), (hess[0] @ dU[0])[None], rtol=8 * np.finfo(float).eps, atol=0)
+
+
+def test_softmax_needs_two_classes():
+    with pytest.raises(ValueError, match="n_classes"):
+        SoftmaxCrossEntropy(3, 1)
+
+
+def test_head_logits_are_the_affine_outputs():
+    head = SoftmaxCrossEntropy(2, 3)
+    x = np.arange(head.n_params, dtype=float) / 10
+    z_in = np.array([1.0, -1.0, 0.5, 2.0])
+    W, c = head.unpack(x)
+    assert np.allclose(head.logits(x, z_in), z_in.reshape(2, 2) @ W.T + c)

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import linecache
 import signal
 import sys
@@ -263,9 +264,12 @@ def expect(condition, message, *, hint=None, expected=None, actual=None):
 
 
 def code_of(obj):
-    """The code object behind a function, method, property, class or NumPy dispatcher."""
+    """The code object behind a function, method, property (cached or not),
+    class or NumPy dispatcher."""
     if isinstance(obj, property):
         obj = obj.fget
+    if isinstance(obj, functools.cached_property):
+        obj = obj.func
     if isinstance(obj, type):
         obj = obj.__init__
     obj = getattr(obj, "__func__", obj)

@@ -145,8 +145,6 @@ class BandedFactorization(Factorization):
         return float(sign), float(np.sum(np.log(np.abs(d))))
 
     def inertia(self):
-        """Inertia from the Riccati pivots of the same point (banded LU of the
-        non-symmetric :math:`K'` does not carry it)."""
-        from .riccati import RiccatiFactorization
-
-        return RiccatiFactorization(self.curvature, self.damping).inertia()
+        """Inertia from the Riccati pivots of the same point (the LU factors
+        of the non-symmetric :math:`K'` do not carry it); built once."""
+        return self._inertia_from_riccati()

@@ -144,8 +144,6 @@ class LDUFactorization(Factorization):
         return float(sign), float(logabs)
 
     def inertia(self):
-        """Inertia from the Riccati pivots of the same point (the LU pivots of
-        the non-symmetric :math:`K'` do not carry it)."""
-        from .riccati import RiccatiFactorization
-
-        return RiccatiFactorization(self.curvature, self.damping).inertia()
+        """Inertia from the Riccati pivots of the same point (the LU factors
+        of the non-symmetric :math:`K'` do not carry it); built once."""
+        return self._inertia_from_riccati()

@@ -82,6 +82,16 @@ class SymmetricPivot:
     layer : int
         The layer ``l`` it belongs to (for error messages).
 
+    Attributes
+    ----------
+    Q : ndarray, shape (p, p)
+        The pivot :math:`Q_{xx}^{(l)}` as given.
+    kind : {"cholesky", "eigen"}
+    n_pos, n_neg : int
+        Its inertia.
+    rcond : float
+        Its reciprocal condition estimate.
+
     Notes
     -----
     The LAPACK routines are called directly (``dpotrf``, ``dpocon``,
@@ -95,6 +105,7 @@ class SymmetricPivot:
         Qs = _sym(Q)
         n = Qs.shape[0]
         self.layer = layer
+        self.Q = Q  # kept for inspection; the factorization works on a copy
         # Qs is symmetric, so its transpose is the same matrix in the
         # column-major order LAPACK wants: no copy on the way in.
         anorm = lapack.dlange("1", Qs.T)  # ||Q||_1

@@ -17,8 +17,8 @@ import numpy as np
 from ...curvature import Curvature
 from ...dense import hessian_from_blocks
 from ...dense import hessian as dense_hessian
-from ...hvp import polynomial_hvp, rop_hvp_cached
-from ...hvp import hvp as reference_hvp
+from ...rop import polynomial_hvp, rop_hvp_cached
+from ...rop import hvp as reference_hvp
 from ...layers import AffineLayer, Dense
 from ...polynomial import HessianPolynomial
 from ..harness import Check, CheckFailure, Variant, as_array, compare, methods
@@ -35,11 +35,11 @@ def forbidden():
 
     hvp_module = sys.modules[rop_hvp_cached.__module__]
     return [
-        (reference_hvp, "hessinv_ref.hvp"), (rop_hvp_cached, "hessinv_ref.hvp.rop_hvp_cached"),
+        (reference_hvp, "hessinv_ref.hvp"), (rop_hvp_cached, "hessinv_ref.rop.rop_hvp_cached"),
         (polynomial_hvp, "hessinv_ref.polynomial_hvp"), (dense_hessian, "hessinv_ref.hessian"),
         (hessian_from_blocks, "hessinv_ref.dense.hessian_from_blocks"),
         (Curvature.blocks, "Curvature.blocks (explicit blocks: use the vector products)"),
-    ] + (methods(hvp_module, ("_rop_hvp_1",), "hessinv_ref.hvp (R-operator)")
+    ] + (methods(hvp_module, ("_rop_hvp_1",), "hessinv_ref.rop (R-operator)")
          + methods(Curvature, ("hvp", "hessian", "polynomial", "operator"), "Curvature.{name}")
          + methods(HessianPolynomial, ("matvec", "terms"), "HessianPolynomial.{name}")
          + methods(Dense, ("jacobians", "curvature"), "layer.{name} (explicit blocks: use jvp, vjp, second_order)")

@@ -290,7 +290,7 @@ def _lib(student, label, fn, *args, **kwargs):
 
 
 def check_network_hvp(student, c):
-    from ...hvp import hvp
+    from ...rop import hvp
 
     n = _network(student, c)
     grad = lambda th: _lib(student, "net.gradient with your layer", n.net.gradient, th, n.X, n.y)  # noqa: E731

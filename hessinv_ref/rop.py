@@ -60,7 +60,10 @@ def rop_hvp_cached(curv, v):
     """:func:`hvp` on a :class:`~hessinv_ref.curvature.Curvature`'s cached passes."""
     v = curv.net.check_vector("v", v)
     if v.ndim == 2:
-        return np.stack([_rop_hvp_1(curv, v[:, j]) for j in range(v.shape[1])], axis=1)
+        out = np.empty(v.shape)
+        for j in range(v.shape[1]):
+            out[:, j] = _rop_hvp_1(curv, v[:, j])
+        return out
     return _rop_hvp_1(curv, v)
 
 
