@@ -24,8 +24,8 @@ The default problems (:func:`default_problems`) include the paper's setting
 (tanh, no bias, softmax head), residual networks, a squared-error head, an
 indefinite :math:`H + εI`, a convex model and a near-singular one.
 
-Tolerances
-----------
+Tolerances of the assertions
+----------------------------
 Errors are measured against the size of the *terms* an implementation must
 add up, not the result (which may be a cancellation), and the allowance grows
 with the length of those sums, ``n = P``:

@@ -36,8 +36,8 @@ wrong method fails.  The second-order references differentiate the layer's
 own ``vjp``; if ``vjp`` fails its check, the second-order rows are skipped
 (they would have no trustworthy reference) and the report says so.
 
-Tolerances
-----------
+Tolerances of the layer check
+-----------------------------
 A central difference with step ``h`` has error at most
 :math:`h^2 M_3 / 6 + ε M_0 / h` (truncation plus rounding; see
 :mod:`hessinv_ref.testing.finite_differences`).  ``check_layer`` steps
