@@ -59,6 +59,7 @@ import numpy as np
 from .activations import ACTIVATIONS
 from .layers import Dense, Residual, SoftmaxCrossEntropy, SquaredError
 from .network import Network
+from .testing.asserts import gradient_scale
 
 __all__ = [
     "FORMAT",
@@ -760,8 +761,7 @@ def verify(path, *, rtol=None):
         S = max(abs(curv.loss()), float(np.max(np.abs(u))), np.finfo(float).tiny)
         _cmp(rows, "loss", ans["loss"], curv.loss(), S, C_TOL * n * EPS, "|d| / max(|loss|, max|logits|)", rtol)
     if "g" in ans:
-        S = max(float(np.max(np.abs(curv.b[l]) @ np.abs(blk.Jx), initial=0.0))
-                for l, blk in enumerate(curv.blocks, start=1)) or 1.0
+        S = gradient_scale(curv)
         _cmp(rows, "g", ans["g"], curv.gradient(), S, C_TOL * n * EPS, "max|d| / max(|b|^T|Jx|)", rtol)
     if "Hv" in ans:
         v = ans["v"]

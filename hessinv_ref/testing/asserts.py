@@ -314,6 +314,16 @@ def _finish(report, raise_on_failure):
 # -- the helpers --------------------------------------------------------------------
 
 
+def gradient_scale(curv):
+    r"""The scale of the terms that backprop adds into the gradient,
+    :math:`S_g = \max_l \max |b_l|^T |J_{x,l}|` (1 when it is 0): rounding
+    in :math:`g_l = b_l J_{x,l}` is relative to it, not to :math:`|g|`,
+    which can be small by cancellation."""
+    S = max(float(np.max(np.abs(curv.b[l]) @ np.abs(blk.Jx), initial=0.0))
+            for l, blk in enumerate(curv.blocks, start=1))
+    return S if S > 0 else 1.0
+
+
 def assert_gradient_close(candidate, *, problems=None, rtol=None, raise_on_failure=True):
     r"""Check a gradient implementation against :meth:`Network.gradient`.
 
@@ -347,9 +357,7 @@ def assert_gradient_close(candidate, *, problems=None, rtol=None, raise_on_failu
         curv = Curvature(prob.net, prob.params, prob.X, prob.y)
         g = curv.gradient()
         P = prob.net.n_params
-        S = max(float(np.max(np.abs(curv.b[l]) @ np.abs(blk.Jx), initial=0.0))
-                for l, blk in enumerate(curv.blocks, start=1))
-        S = S if S > 0 else 1.0
+        S = gradient_scale(curv)
         out = _output(report.helper, prob, "gradient", _run(report.helper, candidate, prob), P)
         k, where = _worst(out, g)
         report.comparisons.append(Comparison(
