@@ -94,11 +94,6 @@ def _block_diag(blocks):
 # the explicit route to rounding.
 
 
-def _diag_pairs(n):
-    """``arange(n)``: indexing two axes with it picks their diagonal."""
-    return np.arange(n)
-
-
 def _view(a, shape):
     """``a.reshape(shape)`` that must be a view (we write through it).
 
@@ -161,7 +156,7 @@ def _stacked_curvature(W, Z, D, Lam, bias):
     Hxz = np.empty((R, p, B * n))
     HW = _view(Hxz[:, :mn], (R, m, n, B, n))
     np.multiply(Z.transpose(0, 2, 1)[:, None, :, :, None], LW.transpose(0, 2, 1, 3)[:, :, None], out=HW)
-    jj = _diag_pairs(n)
+    jj = np.arange(n)  # the same index on two axes picks their diagonal
     HW[:, :, jj, :, jj] += D.transpose(0, 2, 1)[None]
     if bias:
         Hxx[:, mn:, mn:] = Lam.sum(axis=1)
@@ -171,7 +166,7 @@ def _stacked_curvature(W, Z, D, Lam, bias):
         Hxz[:, mn:] = LW.transpose(0, 2, 1, 3).reshape(R, m, B * n)
     # Hzz: W^T Λ_i W on the diagonal blocks of the sample-major layout
     Hzz = np.zeros((R, B, n, B, n))
-    ii = _diag_pairs(B)
+    ii = np.arange(B)
     Hzz[:, ii, :, ii, :] = np.matmul(W.transpose(0, 2, 1)[:, None], LW).transpose(1, 0, 2, 3)
     return Hxx, Hxz, Hzz.reshape(R, B * n, B * n)
 
@@ -604,7 +599,7 @@ class Dense(AffineLayer):
             U += Xs[:, None, mn:]
         b = np.stack(bs_out).reshape(R, B, m)
         s1 = self.activation.df(U)
-        ii, kk = _diag_pairs(B), _diag_pairs(m)
+        ii, kk = np.arange(B), np.arange(m)
         Lam = np.zeros((R, B, m, m))
         Lam[:, :, kk, kk] = b * self.activation.d2f(U)
         # Jz: diag(σ'_i) W on the diagonal blocks (sample i to sample i)
