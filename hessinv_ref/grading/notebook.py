@@ -114,7 +114,15 @@ def _tags_of(option_line):
     return tuple(t.strip().strip("'\"") for t in match["tags"].split(",") if t.strip())
 
 
-def _md_cells(text):
+def md_code_cells(text):
+    """The ``{code-cell}`` blocks of a MyST-markdown notebook, as :class:`Cell`
+    objects in file order (cell options and a ``---`` options block skipped).
+
+    Raises
+    ------
+    ExerciseFileError
+        If a code cell is never closed.
+    """
     lines = text.splitlines()
     _, i = _front_matter(lines)
     cells = []
@@ -195,7 +203,7 @@ def read_student_file(path, exercise=None):
     if path.suffix == ".ipynb":
         cells, found = _ipynb(path, text)
     else:
-        cells, found = _md_cells(text), _md_exercise(text)
+        cells, found = md_code_cells(text), _md_exercise(text)
     if found is None:
         match = _EXERCISE_NAME.match(path.name)
         found = int(match["n"]) if match else None
