@@ -316,7 +316,8 @@ def _dense_solve(curv, damping, g):
 
 class _Caps:
     """Skip a route at later sizes once its predicted time or memory passes
-    a cap: time scales like ``depth^exponent`` from the last measurement."""
+    a cap: time scales like ``P^exponent`` (``P`` the number of parameters)
+    from the last measurement, so one cap serves depth and width sweeps."""
 
     def __init__(self, max_s, exponent):
         self.max_s, self.exponent = max_s, exponent
@@ -378,12 +379,12 @@ def _measure(depth, width, batch, cfg, clock, caps, routes=STRUCTURED, extras=Tr
     # the dense route, while its predicted time and memory stay under the caps
     P = net.n_params
     row["dense_mem_bytes"] = 8 * P * P
-    reason = caps["dense"].skip(depth)
+    reason = caps["dense"].skip(net.n_params)
     if reason is None and 3 * 8 * P * P > cfg["dense_max_gib"] * 2 ** 30:
         reason = f"predicted memory {3 * 8 * P * P / 2 ** 30:.1f} GiB > cap {cfg['dense_max_gib']:g} GiB"
     if reason is None:
         row["dense_s"], _ = _median_time(lambda: _dense_solve(curv, eps, g), reps, clock)
-        caps["dense"].record(depth, row["dense_s"])
+        caps["dense"].record(net.n_params, row["dense_s"])
         ric = row.get("riccati_s")
         row["speedup_dense"] = (None if ric is None
                                 else (row["setup_s"] + row["dense_s"]) / (row["setup_s"] + ric))
@@ -398,7 +399,7 @@ def _measure(depth, width, batch, cfg, clock, caps, routes=STRUCTURED, extras=Tr
     row["hess_norm"] = _hess_norm(curv, cfg["power_iters"], cfg["seed"] + 2)
 
     # conjugate gradients on the R-operator: one run, capped
-    reason = caps["cg"].skip(depth)
+    reason = caps["cg"].skip(net.n_params)
     row["cg_skipped"] = reason
     if reason is None:
         from .solvers import KrylovConvergenceWarning
@@ -409,7 +410,7 @@ def _measure(depth, width, batch, cfg, clock, caps, routes=STRUCTURED, extras=Tr
             start = clock()
             x = solver.solve(g)
             row["cg_s"] = clock() - start
-        caps["cg"].record(depth, row["cg_s"])
+        caps["cg"].record(net.n_params, row["cg_s"])
         row["cg_iterations"] = int(solver.iterations[0])
         row["cg_relres"] = _relres(curv, eps, x, g)
         row["cg_converged"] = bool(row["cg_relres"] <= cfg["cg_rtol"] * (1 + 1e-6))
@@ -500,7 +501,7 @@ def _positive_definite_probe(row, cfg, clock, gf):
 
 def width_sweep(cfg, clock):
     gf = dgemm_gflops(cfg["dgemm_n"], timer=cfg["timer"])
-    caps = {"dense": _Caps(cfg["dense_max_s"], 6.0)}  # P ~ width^2, so time ~ width^6
+    caps = {"dense": _Caps(cfg["dense_max_s"], 3.0)}  # dense time ~ P^3 (P ~ width^2)
     rows = []
     for w in cfg["widths"]:
         row = _measure(cfg["width_depth"], w, cfg["width_batch"], cfg, clock, caps,

@@ -221,3 +221,15 @@ def _has_matplotlib():
     except ImportError:
         return False
     return True
+
+
+def test_width_sweep_cap_predicts_growth_in_the_parameter_count():
+    # a cap below the first (tiny) dense time, times P^3 growth, must skip the
+    # wider network before running it, not after
+    first = bench.run_bench(**{**TINY, "sweeps": ("width",), "widths": (2,), "memory": False})
+    t0 = first["width_sweep"]["rows"][0]["dense_s"]
+    out = bench.run_bench(**{**TINY, "sweeps": ("width",), "widths": (2, 8), "memory": False,
+                             "dense_max_s": 4 * t0})  # width 8 has ~16x the parameters
+    small, wide = out["width_sweep"]["rows"]
+    assert small["dense_s"] is not None
+    assert wide["dense_s"] is None and "predicted" in wide["dense_skipped"]
