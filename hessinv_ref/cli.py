@@ -8,21 +8,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._argtypes import nonnegative_float, positive_int
+
 __all__ = ["main", "build_parser"]
-
-
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
-def _nonnegative_float(text):
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text}")
-    return value
 
 
 def _depth_list(text):
@@ -55,11 +43,11 @@ def build_parser():
         description="Build a deep tall-skinny network and check the Hessian-vector "
         "product and the inverse routes against the dense oracle.",
     )
-    demo.add_argument("--depth", type=_positive_int, default=64, help="number of layers L (default 64)")
-    demo.add_argument("--width", type=_positive_int, default=4, help="hidden width (default 4)")
-    demo.add_argument("--batch", type=_positive_int, default=2, help="batch size (default 2)")
-    demo.add_argument("--classes", type=_positive_int, default=3, help="softmax classes (default 3)")
-    demo.add_argument("--damping", type=_nonnegative_float, default=1e-2, help="ε in (H + εI) (default 1e-2)")
+    demo.add_argument("--depth", type=positive_int, default=64, help="number of layers L (default 64)")
+    demo.add_argument("--width", type=positive_int, default=4, help="hidden width (default 4)")
+    demo.add_argument("--batch", type=positive_int, default=2, help="batch size (default 2)")
+    demo.add_argument("--classes", type=positive_int, default=3, help="softmax classes (default 3)")
+    demo.add_argument("--damping", type=nonnegative_float, default=1e-2, help="ε in (H + εI) (default 1e-2)")
     demo.add_argument("--scale", type=float, default=2.0, help="weight gain over torch.nn.Linear's init (default 2)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument(

@@ -56,6 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._argtypes import nonnegative_float, nonnegative_int, positive_float, positive_int
 from .activations import ACTIVATIONS
 from .layers import Dense, Residual, SoftmaxCrossEntropy, SquaredError
 from .network import Network
@@ -827,23 +828,23 @@ def add_parsers(sub):
         "params, X, y, v, the loss, gradient, Hv, the dense H when P <= --dense-limit, "
         "and (H + eps I)^{-1} v, log|det| and inertia for every --damping.",
     )
-    export_p.add_argument("--depth", type=_positive_int, default=6, help="number of layers L, the head included (default 6)")
-    export_p.add_argument("--width", type=_positive_int, default=3, help="hidden width (default 3)")
-    export_p.add_argument("--batch", type=_positive_int, default=2, help="batch size (default 2)")
+    export_p.add_argument("--depth", type=positive_int, default=6, help="number of layers L, the head included (default 6)")
+    export_p.add_argument("--width", type=positive_int, default=3, help="hidden width (default 3)")
+    export_p.add_argument("--batch", type=positive_int, default=2, help="batch size (default 2)")
     export_p.add_argument("--layers", choices=("dense", "residual", "mixed"), default="dense",
                           help="hidden layer kind (default dense; mixed alternates, dense first)")
     export_p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="tanh", help="hidden activation (default tanh)")
     export_p.add_argument("--head", choices=HEADS, default="softmax", help="loss head (default softmax)")
-    export_p.add_argument("--classes", type=_positive_int, default=3,
+    export_p.add_argument("--classes", type=positive_int, default=3,
                           help="classes of a softmax head, outputs of an mse head (default 3)")
     export_p.add_argument("--bias", action=argparse.BooleanOptionalAction, default=False,
                           help="give every layer a bias (default: no bias, the paper's setting)")
-    export_p.add_argument("--scale", type=_positive_float, default=2.0,
+    export_p.add_argument("--scale", type=positive_float, default=2.0,
                           help="gain over torch.nn.Linear's initial bound (default 2)")
-    export_p.add_argument("--damping", type=_nonnegative_float, action="append", metavar="EPS",
+    export_p.add_argument("--damping", type=nonnegative_float, action="append", metavar="EPS",
                           help="a damping eps; repeat for several (default 0.1 and 0.001)")
-    export_p.add_argument("--seed", type=_nonnegative_int, default=0, help="random seed (default 0)")
-    export_p.add_argument("--dense-limit", type=_nonnegative_int, default=DENSE_LIMIT,
+    export_p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default 0)")
+    export_p.add_argument("--dense-limit", type=nonnegative_int, default=DENSE_LIMIT,
                           help=f"store the dense H only when P <= this (default {DENSE_LIMIT})")
     export_p.add_argument("-o", "--output", required=True, metavar="PATH",
                           help="output NAME: writes NAME.json and NAME.npz")
@@ -861,54 +862,10 @@ def add_parsers(sub):
         "logdet: 100 n eps sum_j ||A|| / |lambda_j|, absolute; logdet_sign and inertia: exact.",
     )
     verify_p.add_argument("file", metavar="FILE", help="NAME, NAME.json or NAME.npz")
-    verify_p.add_argument("--rtol", type=_positive_float, default=None,
+    verify_p.add_argument("--rtol", type=positive_float, default=None,
                           help="one fixed tolerance for every continuous quantity instead of the "
                           "conditioning-based ones (e.g. 1e-4 for float32 answers)")
     verify_p.set_defaults(func=_run_verify)
-
-
-def _positive_int(text):
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
-def _nonnegative_int(text):
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text}")
-    return value
-
-
-def _float(text, ok, what):
-    import argparse
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    if not (math.isfinite(value) and ok(value)):
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
-    return value
-
-
-def _positive_float(text):
-    return _float(text, lambda x: x > 0, "a positive number")
-
-
-def _nonnegative_float(text):
-    return _float(text, lambda x: x >= 0, "a non-negative number")
 
 
 def _run_export(args, out=print):

@@ -31,6 +31,8 @@ import json
 import os
 import sys
 
+from ._argtypes import nonnegative_int, positive_float, positive_int
+
 __all__ = ["grade", "add_parser", "main"]
 
 
@@ -74,33 +76,12 @@ def grade(path, *, exercise=None, timeout=None, examples=None, show=True, hypoth
     return report
 
 
-def _positive_float(text):
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
-
-
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
-def _nonnegative_int(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
-    return value
-
-
 def _configure(parser):
     parser.add_argument("files", nargs="+", metavar="FILE", help="exercise notebooks (.md or .ipynb)")
     parser.add_argument("--exercise", type=int, help="exercise number, if the files do not say")
-    parser.add_argument("--timeout", type=_positive_float, help="seconds per file (default 20)")
-    parser.add_argument("--examples", type=_nonnegative_int, help="hypothesis cases per check (default 5; 0: seeded cases only)")
-    parser.add_argument("--jobs", type=_positive_int, default=1, help="files graded at the same time (default 1)")
+    parser.add_argument("--timeout", type=positive_float, help="seconds per file (default 20)")
+    parser.add_argument("--examples", type=nonnegative_int, help="hypothesis cases per check (default 5; 0: seeded cases only)")
+    parser.add_argument("--jobs", type=positive_int, default=1, help="files graded at the same time (default 1)")
     parser.add_argument("--no-hypothesis", action="store_true", help="extra seeded cases instead of hypothesis-drawn ones")
     out = parser.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print one JSON document with every report")

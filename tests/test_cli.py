@@ -153,3 +153,20 @@ def test_demo_sweep_flag(capsys):
     assert "Depth sweep" not in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["demo", "--sweep", "0,4"])
+
+
+@pytest.mark.parametrize("convert, good, bad", [
+    ("positive_int", [("1", 1), ("12", 12)], ["0", "-3", "x", "1.5"]),
+    ("nonnegative_int", [("0", 0), ("7", 7)], ["-1", "x"]),
+    ("positive_float", [("0.5", 0.5), ("3", 3.0)], ["0", "-1", "nan", "inf", "x"]),
+    ("nonnegative_float", [("0", 0.0), ("1e-3", 1e-3)], ["-1e-9", "nan", "inf", "x"]),
+])
+def test_shared_argument_types(convert, good, bad):
+    from hessinv_ref import _argtypes
+
+    fn = getattr(_argtypes, convert)
+    for text, value in good:
+        assert fn(text) == value
+    for text in bad:
+        with pytest.raises(argparse.ArgumentTypeError, match="expected"):
+            fn(text)

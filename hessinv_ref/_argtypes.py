@@ -1,0 +1,49 @@
+"""Value types for the command line's ``argparse`` options, shared by every
+subcommand so that a bad value gets the same clear message everywhere."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+__all__ = ["positive_int", "nonnegative_int", "positive_float", "nonnegative_float"]
+
+
+def _int(text, ok, what):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
+    return value
+
+
+def _float(text, ok, what):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not (math.isfinite(value) and ok(value)):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
+    return value
+
+
+def positive_int(text):
+    """An integer ``>= 1``."""
+    return _int(text, lambda n: n >= 1, "a positive integer")
+
+
+def nonnegative_int(text):
+    """An integer ``>= 0``."""
+    return _int(text, lambda n: n >= 0, "a non-negative integer")
+
+
+def positive_float(text):
+    """A finite number ``> 0``."""
+    return _float(text, lambda x: x > 0, "a positive number")
+
+
+def nonnegative_float(text):
+    """A finite number ``>= 0``."""
+    return _float(text, lambda x: x >= 0, "a non-negative number")
