@@ -1,10 +1,12 @@
-"""hessinv_ref: a pure-NumPy reference for exact Hessian-inverse-vector
-products of deep chains in time linear in depth.
+"""hessinv_ref: a reference for exact Hessian-inverse-vector products of
+deep chains in time linear in depth, on NumPy by default and on CuPy (or
+any backend of :mod:`hessinv_ref.backend`) after ``set_backend``.
 
 See ``math.md`` in the design notes and the documentation for the notation.
 """
 
 from .activations import ACTIVATIONS, Activation, get_activation
+from .backend import BACKENDS, from_numpy, get_backend, set_backend, to_numpy, use_backend
 from .curvature import Curvature, LayerBlocks
 from .dense import DenseFactorization, hessian
 from .factorization import Factorization, IllConditionedPivotWarning, SingularPivotError
@@ -19,6 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATIONS",
+    "BACKENDS",
     "DEFAULT_METHOD",
     "DenseFactorization",
     "Factorization",
@@ -26,9 +29,14 @@ __all__ = [
     "METHODS",
     "SingularPivotError",
     "factorize",
+    "from_numpy",
+    "get_backend",
     "hessian_operator",
     "inverse_operator",
+    "set_backend",
     "solve",
+    "to_numpy",
+    "use_backend",
     "Activation",
     "Curvature",
     "Dense",

@@ -15,14 +15,20 @@ Notes
 at the kink ``u = 0``, which no finite-dimensional Hessian can represent), and
 ``σ'(0) = 0`` as in PyTorch.  Finite differences are invalid across the kink,
 so tests of ``relu`` layers keep pre-activations away from zero.
+
+Every function computes with the active array namespace
+(:mod:`hessinv_ref.backend`), so ``u`` may be an array of any backend; the
+result is an array of the same backend, dtype and device.  The logistic
+sigmoid and ``erfc`` (which the Array API standard lacks) come from
+:meth:`~hessinv_ref.backend.Backend.expit` and
+:meth:`~hessinv_ref.backend.Backend.erfc`.
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
-from scipy.special import erfc, expit
+from .backend import get_backend, xp
 
 __all__ = ["Activation", "ACTIVATIONS", "get_activation"]
 
@@ -58,13 +64,15 @@ class Identity(Activation):
     name = "identity"
 
     def f(self, u):
-        return np.array(u, copy=True)
+        # a copy, like every other activation's result: a caller may write
+        # into it without touching ``u``
+        return xp.asarray(u, copy=True)
 
     def df(self, u):
-        return np.ones_like(u)
+        return xp.ones_like(u)
 
     def d2f(self, u):
-        return np.zeros_like(u)
+        return xp.zeros_like(u)
 
 
 class Tanh(Activation):
@@ -73,22 +81,23 @@ class Tanh(Activation):
     name = "tanh"
 
     def f(self, u):
-        return np.tanh(u)
+        return xp.tanh(u)
 
     def df(self, u):
-        s = np.tanh(u)
+        s = xp.tanh(u)
         return 1.0 - s * s
 
     def d2f(self, u):
-        s = np.tanh(u)
+        s = xp.tanh(u)
         return -2.0 * s * (1.0 - s * s)
 
 
 def _sigmoid(u):
-    # scipy's expit keeps full relative accuracy in both tails: the naive
-    # 1 / (1 + exp(-u)) overflows for u << 0, and 0.5 (1 + tanh(u/2))
-    # cancels to 0 below about u = -37.
-    return expit(u)
+    # The backend's expit (scipy's on NumPy, the overflow-free
+    # e^{-|u|}-form elsewhere) keeps full relative accuracy in both tails:
+    # the naive 1 / (1 + exp(-u)) overflows for u << 0, and
+    # 0.5 (1 + tanh(u/2)) cancels to 0 below about u = -37.
+    return get_backend().expit(u)
 
 
 class Sigmoid(Activation):
@@ -117,7 +126,7 @@ class Softplus(Activation):
     name = "softplus"
 
     def f(self, u):
-        return np.logaddexp(0.0, u)
+        return xp.logaddexp(xp.zeros_like(u), u)
 
     def df(self, u):
         return _sigmoid(u)
@@ -152,13 +161,13 @@ class GELU(Activation):
 
 def _normal_cdf(u):
     # Φ(u) = erfc(-u/√2)/2 keeps relative accuracy in the lower tail, where
-    # (1 + erf(u/√2))/2 cancels to zero.
-    return 0.5 * erfc(-np.asarray(u) * _INV_SQRT_2)
+    # (1 + erf(u/√2))/2 cancels to zero (the backend's erfc: scipy's on
+    # NumPy, a series and continued fraction where the namespace has none).
+    return 0.5 * get_backend().erfc(-u * _INV_SQRT_2)
 
 
 def _normal_pdf(u):
-    u = np.asarray(u)
-    return _INV_SQRT_2PI * np.exp(-0.5 * u * u)
+    return _INV_SQRT_2PI * xp.exp(-0.5 * u * u)
 
 
 class SiLU(Activation):
@@ -194,14 +203,13 @@ class ReLU(Activation):
     name = "relu"
 
     def f(self, u):
-        return np.maximum(u, 0.0)
+        return xp.maximum(u, xp.zeros_like(u))
 
     def df(self, u):
-        u = np.asarray(u)
-        return (u > 0).astype(u.dtype)
+        return xp.astype(u > 0, u.dtype)
 
     def d2f(self, u):
-        return np.zeros_like(u)
+        return xp.zeros_like(u)
 
 
 ACTIVATIONS = {

@@ -65,7 +65,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import importlib
+import inspect
 import math
 import os
 
@@ -186,10 +186,8 @@ class _NumpyLU(DenseLU):
     """LAPACK ``?getrf``/``?getrs``/``?gecon`` called directly."""
 
     def __init__(self, backend, A):
-        from scipy.linalg import lapack
-
         self.backend, self.A = backend, A
-        getrf, getrs, gecon, lange = lapack.get_lapack_funcs(("getrf", "getrs", "gecon", "lange"), (A,))
+        getrf, getrs, gecon, lange = _lapack(("getrf", "getrs", "gecon", "lange"), A)
         self._getrs = getrs
         self.lu, self.piv, info = getrf(A)
         if info < 0:  # pragma: no cover - only on invalid arguments
@@ -409,6 +407,22 @@ class Backend:
         )
 
 
+def _lapack(names, a):
+    """SciPy's LAPACK routines ``names`` for the dtype of ``a``, cached:
+    ``get_lapack_funcs`` costs microseconds, and the solvers call these once
+    per layer."""
+    key = (names, a.dtype.char)
+    funcs = _LAPACK_CACHE.get(key)
+    if funcs is None:
+        from scipy.linalg import lapack
+
+        funcs = _LAPACK_CACHE[key] = lapack.get_lapack_funcs(names, (a,))
+    return funcs
+
+
+_LAPACK_CACHE = {}
+
+
 class _NumpyBackend(Backend):
     name = "numpy"
     _lu_class = _NumpyLU
@@ -439,9 +453,7 @@ class _NumpyBackend(Backend):
         return expit(u)
 
     def cholesky(self, A):
-        from scipy.linalg import lapack
-
-        potrf = lapack.get_lapack_funcs("potrf", (A,))
+        (potrf,) = _lapack(("potrf",), A)
         # A is symmetric, so A.T is the same matrix in the column-major
         # order LAPACK wants: no copy on the way in.
         C, info = potrf(A.T, lower=1, clean=1, overwrite_a=0)
@@ -450,25 +462,19 @@ class _NumpyBackend(Backend):
         return C if info == 0 else None
 
     def cho_solve(self, C, R):
-        from scipy.linalg import lapack
-
-        potrs = lapack.get_lapack_funcs("potrs", (C,))
+        (potrs,) = _lapack(("potrs",), C)
         X, info = potrs(C, R, lower=1)
         if info != 0:  # pragma: no cover - only on invalid arguments
             raise ValueError(f"potrs failed with info={info}")
         return X
 
     def cho_rcond(self, C, A):
-        from scipy.linalg import lapack
-
-        pocon, lange = lapack.get_lapack_funcs(("pocon", "lange"), (C,))
+        pocon, lange = _lapack(("pocon", "lange"), C)
         rcond, _ = pocon(C, lange("1", A), uplo="L")
         return float(rcond)
 
     def eigh(self, A):
-        from scipy.linalg import lapack
-
-        syevd = lapack.get_lapack_funcs("syevd", (A,))
+        (syevd,) = _lapack(("syevd",), A)
         w, V, info = syevd(A.T, compute_v=1, lower=1)
         if info != 0:
             raise np.linalg.LinAlgError("the symmetric eigensolver (syevd) did not converge")
@@ -528,6 +534,17 @@ class _CupyBackend(Backend):  # pragma: no cover - needs a CUDA device
 
         return csp.expit(u)
 
+    def cholesky(self, A):
+        # cupy.linalg.cholesky does not raise on a matrix that is not
+        # positive definite unless asked to, and its factor is then garbage
+        import cupyx
+
+        try:
+            with cupyx.errstate(linalg="raise"):
+                return self._cupy.linalg.cholesky(A)
+        except np.linalg.LinAlgError:
+            return None
+
     def cho_solve(self, C, R):
         import cupyx.scipy.linalg as cla
 
@@ -542,7 +559,14 @@ class _CupyBackend(Backend):  # pragma: no cover - needs a CUDA device
     def krylov(self, method):
         import cupyx.scipy.sparse.linalg as cspla
 
-        return {"cg": cspla.cg, "minres": cspla.minres}[method]
+        solver = {"cg": cspla.cg, "minres": cspla.minres}[method]
+        if "rtol" in inspect.signature(solver).parameters:
+            return solver
+
+        def with_rtol(A, b, rtol, **kwargs):  # CuPy < 14 calls it ``tol``
+            return solver(A, b, tol=rtol, **kwargs)
+
+        return with_rtol
 
 
 class _StrictBackend(Backend):
@@ -582,12 +606,19 @@ def _initial():
     return name
 
 
-_ACTIVE = contextvars.ContextVar("hessinv_ref_backend", default=_initial())
+# The context variable holds the Backend object itself, not its name: the
+# core looks it up several times per layer, so get_backend() must be one
+# call, not a call and a dict lookup.
+_ACTIVE = contextvars.ContextVar("hessinv_ref_backend", default=None)
 
 
 def get_backend():
     """The active :class:`Backend`."""
-    return _make(_ACTIVE.get())
+    be = _ACTIVE.get()
+    if be is None:  # first use in this context: the environment's choice
+        be = _make(_initial())
+        _ACTIVE.set(be)
+    return be
 
 
 def set_backend(name):
@@ -602,9 +633,9 @@ def set_backend(name):
     >>> hessinv_ref.get_backend().name
     'numpy'
     """
-    _make(name)  # fails before anything changes
-    previous = _ACTIVE.get()
-    _ACTIVE.set(name)
+    backend = _make(name)  # fails before anything changes
+    previous = get_backend().name
+    _ACTIVE.set(backend)
     return previous
 
 
@@ -621,7 +652,8 @@ def use_backend(name):
     'numpy'
     """
     backend = _make(name)
-    token = _ACTIVE.set(name)
+    get_backend()  # so that the reset below restores a concrete backend
+    token = _ACTIVE.set(backend)
     try:
         yield backend
     finally:
@@ -631,10 +663,17 @@ def use_backend(name):
 class _ActiveNamespace:
     """``xp.<name>`` is ``<name>`` of the active backend's namespace, looked
     up at call time, so ``from .backend import xp`` follows
-    :func:`set_backend`."""
+    :func:`set_backend`.
 
-    def __getattr__(self, attr):
-        return getattr(get_backend().xp, attr)
+    ``__getattribute__`` rather than ``__getattr__``: the latter runs only
+    after the normal lookup has failed, which costs more than the lookup
+    itself, and the core does this several times per layer."""
+
+    __slots__ = ()
+
+    def __getattribute__(self, attr):
+        be = _ACTIVE.get()
+        return getattr((be if be is not None else get_backend()).xp, attr)
 
     def __repr__(self):
         return f"<active array namespace: {get_backend().name}>"
@@ -686,13 +725,15 @@ def from_numpy(a, backend=None):
         return a.copy()
     if be.name == "cupy":  # pragma: no cover - needs a CUDA device
         return be._cupy.asarray(a)
-    return be.xp.asarray(a, device=be.device)
+    return be.xp.asarray(a, device=be.device, copy=True)
 
 
 def check_dtype(dtype):
-    """Validate a working precision: ``"float64"`` or ``"float32"`` (or the
-    NumPy dtypes of those names); returns the name."""
+    """Validate a working precision: ``"float64"`` or ``"float32"``, or a
+    dtype of those names from any backend (``numpy.float32``,
+    ``array_api_strict.float32``, ...); returns the name."""
     name = getattr(dtype, "__name__", None) or str(getattr(dtype, "name", dtype))
+    name = name.rsplit(".", 1)[-1]  # "array_api_strict.float64" -> "float64"
     name = {"double": "float64", "single": "float32"}.get(name, name)
     if name not in FLOAT_DTYPES:
         raise ValueError(f"dtype: expected one of {list(FLOAT_DTYPES)}, got {dtype!r}")

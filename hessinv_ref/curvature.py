@@ -7,13 +7,18 @@ blocks :math:`(J_z, J_x, H_{xx}, H_{xz}, H_{zz})` once, on first use.  The
 Hessian-vector product, the polynomial form, the dense oracle and every
 inverse solver then reuse them; refactoring for a new damping ``ε`` costs no
 new pass over the layers.
+
+Everything is computed on the active array backend (:mod:`hessinv_ref.backend`)
+in the *working precision*, the parameters' dtype (see
+:mod:`hessinv_ref.network`); the cached arrays are read-only where the
+library supports it (NumPy).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-import numpy as np
+from .backend import get_backend, xp
 
 __all__ = ["Curvature", "LayerBlocks"]
 
@@ -23,23 +28,20 @@ class LayerBlocks(NamedTuple):
 
     Attributes
     ----------
-    Jz : ndarray, shape (a_l, a_{l-1})
-    Jx : ndarray, shape (a_l, p_l)
-    Hxx : ndarray, shape (p_l, p_l)
-    Hxz : ndarray, shape (p_l, a_{l-1})
-    Hzz : ndarray, shape (a_{l-1}, a_{l-1})
+    Jz : array, shape (a_l, a_{l-1})
+    Jx : array, shape (a_l, p_l)
+    Hxx : array, shape (p_l, p_l)
+    Hxz : array, shape (p_l, a_{l-1})
+    Hzz : array, shape (a_{l-1}, a_{l-1})
+
+    Arrays of the active backend, in the working dtype.
     """
 
-    Jz: np.ndarray
-    Jx: np.ndarray
-    Hxx: np.ndarray
-    Hxz: np.ndarray
-    Hzz: np.ndarray
-
-
-def _read_only(a):
-    a.flags.writeable = False
-    return a
+    Jz: Any
+    Jx: Any
+    Hxx: Any
+    Hxz: Any
+    Hzz: Any
 
 
 class Curvature:
@@ -48,26 +50,40 @@ class Curvature:
     Parameters
     ----------
     net : Network
-    params : list of dict or ndarray of shape (P,)
-    X : ndarray, shape (B, n_in)
-    y : ndarray
+    params : list of dict or array of shape (P,)
+        Float32 or float64: the working precision.
+    X : array, shape (B, n_in)
+        Integer, or floating in the parameters' dtype.
+    y : array
         Integer labels (B,) for a softmax head, targets (B, n_out) for a
         squared-error head.
 
+    All arrays must belong to the active backend (see
+    :mod:`hessinv_ref.network` for the validation and dtype rules).
+
     Attributes
     ----------
-    z : list of ndarray
+    z : list of array
         Activations ``z_0..z_L``, flat, ``z[l]`` of shape (a_l,).
-    b : list of ndarray
+    b : list of array
         Backprop vectors, ``b[l]`` = :math:`b_l = ∂z_L/∂z_l` of shape (a_l,)
         for ``l = 0..L`` (``b[L] = [1.]``).
+    dtype : dtype
+        The working precision (the parameters' dtype); every cached array
+        and every result has it.
+    backend : Backend
+        The backend active at construction; the cached arrays belong to it.
     """
 
     def __init__(self, net, params, X, y):
         self.net = net
+        self.backend = get_backend()
+        # cached arrays are handed out read-only where the library can (NumPy)
+        self._read_only = self.backend.read_only
         self.xs = net.layer_vectors(params)
-        z0, self.y = net.check_inputs(X, y)
-        self.batch = np.asarray(X).shape[0]
+        self.dtype = net.working_dtype(self.xs)
+        z0, self.y = net.check_inputs(X, y, dtype=self.dtype)
+        self.batch = z0.shape[0] // net.n_in  # X was (B, n_in), validated
         self.layers = net.bound_layers(self.y)
         self.z = self._forward(z0)
         self.b, self._grads = self._backward()
@@ -87,20 +103,24 @@ class Curvature:
     def _backward(self):
         return self._backward_fast() if self.fast_passes else self._backward_plain()
 
+    def _one(self):
+        """:math:`b_L = ∂z_L/∂z_L = [1]` in the working dtype."""
+        return xp.ones((1,), dtype=self.dtype, device=self.xs[0].device)
+
     def _forward_plain(self, z0):
         zs = [z0]
         for layer, x in zip(self.layers, self.xs):
-            zs.append(_read_only(layer.forward(x, zs[-1])))
+            zs.append(self._read_only(layer.forward(x, zs[-1])))
         return zs
 
     def _backward_plain(self):
         L = self.net.depth
         bs = [None] * (L + 1)
         grads = [None] * L
-        bs[L] = _read_only(np.ones(1))
+        bs[L] = self._read_only(self._one())
         for l in range(L, 0, -1):
             b_in, g = self.layers[l - 1].vjp(self.xs[l - 1], self.z[l - 1], bs[l])
-            bs[l - 1], grads[l - 1] = _read_only(b_in), g
+            bs[l - 1], grads[l - 1] = self._read_only(b_in), g
         return bs, grads
 
     def _runs(self):
@@ -121,26 +141,26 @@ class Curvature:
         for start, end, fast in self._runs():
             layer = self.layers[start]
             if not fast:  # no fast builder (e.g. a user layer): the plain protocol
-                zs.append(_read_only(layer.forward(self.xs[start], zs[-1])))
+                zs.append(self._read_only(layer.forward(self.xs[start], zs[-1])))
                 continue
             out, self._pass_cache[start] = layer.forward_run(self.xs[start:end], zs[-1])
-            zs.extend(_read_only(z) for z in out)
+            zs.extend(self._read_only(z) for z in out)
         return zs
 
     def _backward_fast(self):
         L = self.net.depth
         bs, grads = [None] * (L + 1), [None] * L
-        bs[L] = _read_only(np.ones(1))
+        bs[L] = self._read_only(self._one())
         for start, end, fast in reversed(self._runs()):
             layer = self.layers[start]
             if not fast:
                 b_in, grads[start] = layer.vjp(self.xs[start], self.z[start], bs[end])
-                bs[start] = _read_only(b_in)
+                bs[start] = self._read_only(b_in)
                 continue
             b_ins, grads[start:end] = layer.vjp_run(
                 self.xs[start:end], self.z[start:end], bs[end], self._pass_cache[start]
             )
-            bs[start:end] = [_read_only(b) for b in b_ins]
+            bs[start:end] = [self._read_only(b) for b in b_ins]
         del self._pass_cache  # only the passes need it
         return bs, grads
 
@@ -166,7 +186,7 @@ class Curvature:
 
     def gradient(self):
         """:math:`g_l = b_l J_{x,l}`, concatenated: shape (P,)."""
-        return np.concatenate(self._grads)
+        return xp.concat(self._grads)
 
     # -- explicit blocks ------------------------------------------------------
 
@@ -194,10 +214,10 @@ class Curvature:
         layer, x, z_in = self.layers[l - 1], self.xs[l - 1], self.z[l - 1]
         Jz, Jx = layer.jacobians(x, z_in)
         Hxx, Hxz, Hzz = layer.curvature(x, z_in, self.b[l])
-        blocks = LayerBlocks(*(_read_only(np.asarray(m, dtype=np.float64)) for m in (Jz, Jx, Hxx, Hxz, Hzz)))
+        blocks = LayerBlocks(*(self._read_only(self._working(m, l)) for m in (Jz, Jx, Hxx, Hxz, Hzz)))
         # a user-written layer with a transposed block would otherwise fail
         # deep inside a solver with an anonymous matmul error
-        p, a_in, a_out = x.size, z_in.size, self.z[l].size
+        p, a_in, a_out = x.shape[0], z_in.shape[0], self.z[l].shape[0]
         expected = {"Jz": (a_out, a_in), "Jx": (a_out, p), "Hxx": (p, p), "Hxz": (p, a_in), "Hzz": (a_in, a_in)}
         for name, shape in expected.items():
             actual = getattr(blocks, name).shape
@@ -207,6 +227,14 @@ class Curvature:
                     f"{shape} (p={p}, a_in={a_in}, a_out={a_out}), got {actual}"
                 )
         return blocks
+
+    def _working(self, m, l):
+        """A block of layer ``l`` as an array of the backend in the working
+        dtype: the built-in layers already return that; a user-written
+        layer may return Python lists or another floating dtype, which is
+        cast here (a copy) so the solvers see one precision."""
+        m = self.backend.asarray(m, f"layers[{l - 1}] block")
+        return m if m.dtype == self.dtype else xp.astype(m, self.dtype)
 
     def _blocks_fast(self):
         """The same blocks, built for each *run* of consecutive layers with
@@ -222,16 +250,18 @@ class Curvature:
             stacked = self.layers[start].stacked_blocks(
                 self.xs[start:end], self.z[start:end], self.b[start + 1:end + 1]
             )
-            stacked = [_read_only(np.asarray(m, dtype=np.float64)) for m in stacked]
-            out.extend(LayerBlocks(*(m[r] for m in stacked)) for r in range(end - start))
+            stacked = [self._read_only(self._working(m, start + 1)) for m in stacked]
+            out.extend(LayerBlocks(*(m[r, ...] for m in stacked)) for r in range(end - start))
         return tuple(out)
 
     # -- vectors in parameter space -------------------------------------------
 
     def split(self, v):
-        """Split a (P,) vector into per-layer views ``v_l`` of shape (p_l,)."""
+        """Split a (P,) vector or (P, k) matrix into per-layer slices ``v_l``
+        of shape (p_l,) or (p_l, k) (views on NumPy)."""
         o = self.net.offsets()
-        return [v[o[l]:o[l + 1]] for l in range(self.depth)]
+        # the trailing ``...``: the Array API wants an index for every axis
+        return [v[o[l]:o[l + 1], ...] for l in range(self.depth)]
 
     # -- everything built on the cache ----------------------------------------
 
@@ -254,9 +284,11 @@ class Curvature:
 
         return hessian_from_blocks(self.blocks)
 
-    def factorize(self, damping, method="banded", **options):
+    def factorize(self, damping, method=None, **options):
         """Factor :math:`H + εI` reusing the cached blocks; see
-        :func:`hessinv_ref.inverse.factorize`.  Call again with another
+        :func:`hessinv_ref.inverse.factorize` (``method=None``:
+        :func:`~hessinv_ref.inverse.default_method`, ``"banded"`` on NumPy,
+        ``"riccati"`` elsewhere).  Call again with another
         ``damping`` for a damping sweep: no pass over the layers is repeated."""
         from .inverse import factorize_curvature
 
@@ -264,27 +296,36 @@ class Curvature:
 
     def norm_estimate(self, damping=0.0):
         r"""An estimate of :math:`\|H + εI\|_1` from a few R-operator products
-        (``scipy.sparse.linalg.onenormest``; exact for small ``P``), cached per
-        damping."""
+        (the backend's ``onenormest``: SciPy's on NumPy, Hager's algorithm
+        elsewhere; exact for small ``P``), cached per damping.  A float."""
         from .factorization import check_damping
 
         eps = check_damping(damping)
         if eps not in self._norm1:
-            import scipy.sparse.linalg as spla
-
-            self._norm1[eps] = float(spla.onenormest(self.operator(eps)))
+            self._norm1[eps] = float(self.backend.onenormest(self._apply(eps), self.P, self.dtype))
         return self._norm1[eps]
 
-    def operator(self, damping=0.0):
-        """A ``LinearOperator`` for :math:`H + εI` by the R-operator."""
-        import scipy.sparse.linalg as spla
+    def _apply(self, eps):
+        """``v -> (H + εI) v`` by the R-operator, for (P,) or (P, k) ``v``.
 
+        For a ``LinearOperator`` and the norm estimator: their own iterates
+        may come in another floating dtype (SciPy's estimator starts from
+        float64 vectors), so ``v`` is taken to the working dtype here, as a
+        ``LinearOperator`` of that dtype does."""
+
+        def apply(v):
+            v = self.backend.asarray(v, "v")
+            if v.dtype != self.dtype:
+                v = xp.astype(v, self.dtype)
+            return self.hvp(v) + eps * v
+
+        return apply
+
+    def operator(self, damping=0.0):
+        """A ``LinearOperator`` for :math:`H + εI` by the R-operator (the
+        backend's: SciPy's on NumPy, ``cupyx``'s on CuPy; other backends
+        raise :class:`~hessinv_ref.backend.BackendNotSupportedError`)."""
         from .factorization import check_damping
 
         eps = check_damping(damping)
-        P = self.P
-
-        def apply(v):
-            return self.hvp(v) + eps * np.asarray(v)
-
-        return spla.LinearOperator((P, P), matvec=apply, rmatvec=apply, matmat=apply, dtype=np.float64)
+        return self.backend.linear_operator((self.P, self.P), self._apply(eps), self.dtype)

@@ -17,11 +17,9 @@ the very cost the structured solvers avoid.
 
 from __future__ import annotations
 
-import warnings
+from itertools import accumulate
 
-import numpy as np
-import scipy.linalg
-
+from .backend import get_backend, xp
 from .curvature import Curvature
 from .factorization import Factorization, check_pivot
 
@@ -34,27 +32,30 @@ def hessian(net, params, X, y):
     Parameters
     ----------
     net : Network
-    params : list of dict or ndarray, shape (P,)
-    X : ndarray, shape (B, n_in)
-    y : ndarray
+    params : list of dict or array, shape (P,)
+    X : array, shape (B, n_in)
+    y : array
         Labels (B,) or targets (B, n_out).
 
     Returns
     -------
-    ndarray, shape (P, P)
-        Symmetric up to rounding, in the flat parameter layout.
+    array, shape (P, P)
+        Symmetric up to rounding, in the flat parameter layout; of the
+        active backend, in the parameters' dtype.
     """
     return Curvature(net, params, X, y).hessian()
 
 
 def hessian_from_blocks(blocks):
-    """Assemble the dense Hessian from per-layer :class:`LayerBlocks`."""
-    p = [blk.Jx.shape[1] for blk in blocks]
-    off = np.concatenate([[0], np.cumsum(p)]).astype(int)
-    P = int(off[-1])
-    H = np.zeros((P, P))
-    T = np.zeros((blocks[0].Jz.shape[1], P))  # T_0 = ∂z_0/∂x = 0
+    """Assemble the dense Hessian from per-layer :class:`LayerBlocks`
+    (shape (P, P), in the blocks' dtype, on their device)."""
+    off = tuple(accumulate((blk.Jx.shape[1] for blk in blocks), initial=0))
+    P = off[-1]
+    dtype, device = blocks[0].Hxx.dtype, blocks[0].Hxx.device
+    H = xp.zeros((P, P), dtype=dtype, device=device)
+    T = xp.zeros((blocks[0].Jz.shape[1], P), dtype=dtype, device=device)  # T_0 = ∂z_0/∂x = 0
     for l, blk in enumerate(blocks):
+        # every write is to a basic slice of H or T themselves (fresh arrays)
         rows = slice(off[l], off[l + 1])
         cross = blk.Hxz @ T
         H[rows, :] += cross
@@ -66,18 +67,18 @@ def hessian_from_blocks(blocks):
     return H
 
 
-
 class DenseFactorization(Factorization):
     r"""The oracle route (``method="dense"``): form :math:`H + εI` and factor it.
 
-    Solves use LAPACK LU with partial pivoting, the factorization behind
-    ``scipy.linalg.solve``; ``logdet`` and ``inertia`` come from the
-    eigenvalues (``scipy.linalg.eigvalsh``).  :math:`O(P^3)` time and
-    :math:`O(P^2)` memory.
+    Solves use LU with partial pivoting (:meth:`~hessinv_ref.backend.Backend.lu`:
+    LAPACK ``?getrf`` on NumPy, the factorization behind
+    ``scipy.linalg.solve``); ``logdet`` and ``inertia`` come from the
+    eigenvalues (:meth:`~hessinv_ref.backend.Backend.eigvalsh`).
+    :math:`O(P^3)` time and :math:`O(P^2)` memory.
 
     Attributes
     ----------
-    A : ndarray, shape (P, P)
+    A : array, shape (P, P)
         :math:`H + εI`.
     """
 
@@ -85,35 +86,34 @@ class DenseFactorization(Factorization):
 
     def __init__(self, curvature, damping):
         super().__init__(curvature, damping)
-        self.A = curvature.hessian() + self.damping * np.eye(self.P)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
-            self._lu = scipy.linalg.lu_factor(self.A, check_finite=False)
-        gecon = scipy.linalg.get_lapack_funcs("gecon", (self._lu[0],))
-        rcond, _ = gecon(self._lu[0], np.linalg.norm(self.A, 1), norm="1")
-        if np.any(np.diag(self._lu[0]) == 0):
-            rcond = 0.0
-        self.pivot_rconds.append(check_pivot("dense", None, rcond, self.P))
+        be = get_backend()
+        H = curvature.hessian()
+        self.A = H + self.damping * be.xp.eye(self.P, dtype=H.dtype, device=H.device)
+        # rcond is 0 for an exactly zero pivot of U (check_pivot then raises)
+        self._lu = be.lu(self.A)
+        self.pivot_rconds.append(check_pivot("dense", None, self._lu.rcond, self.P, dtype=self.A.dtype))
         self._eigvals = None
 
     def _solve(self, G):
-        return scipy.linalg.lu_solve(self._lu, G, check_finite=False)
+        return self._lu.solve(G)
 
     def eigenvalues(self):
-        """Eigenvalues of :math:`H + εI`, ascending (computed once)."""
+        """Eigenvalues of :math:`H + εI`, ascending (computed once; read-only on NumPy)."""
         if self._eigvals is None:
-            self._eigvals = scipy.linalg.eigvalsh(self.A)
+            be = get_backend()
+            self._eigvals = be.read_only(be.eigvalsh(self.A))
         return self._eigvals
 
     def logdet(self):
-        """``(sign, log|det|)`` from the eigenvalues."""
+        """``(sign, log|det|)`` from the eigenvalues, as floats."""
         w = self.eigenvalues()
-        return float(np.prod(np.sign(w))), float(np.sum(np.log(np.abs(w))))
+        return float(xp.prod(xp.sign(w))), float(xp.sum(xp.log(xp.abs(w))))
 
     def inertia(self):
-        """Eigenvalue sign counts; zero means ``|w| <= P eps max|w|``."""
+        """Eigenvalue sign counts; zero means ``|w| <= P eps max|w|``, with
+        ``eps`` of the working precision."""
         w = self.eigenvalues()
-        tol = self.P * np.finfo(float).eps * np.max(np.abs(w))
-        n_zero = int(np.count_nonzero(np.abs(w) <= tol))
-        n_neg = int(np.count_nonzero(w < -tol))
+        tol = self.P * float(xp.finfo(w.dtype).eps) * float(xp.max(xp.abs(w)))
+        n_zero = int(xp.count_nonzero(xp.abs(w) <= tol))
+        n_neg = int(xp.count_nonzero(w < -tol))
         return self.P - n_zero - n_neg, n_neg, n_zero

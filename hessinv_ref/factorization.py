@@ -10,8 +10,14 @@ once per point) and then answers, without refactoring:
 * :meth:`~Factorization.inertia`: ``(n_pos, n_neg, n_zero)`` eigenvalue counts;
 * :meth:`~Factorization.backward_error`: the normwise backward error of a
   computed solution, with the residual from the R-operator;
-* :meth:`~Factorization.as_operator`: a ``scipy.sparse.linalg.LinearOperator``
-  for :math:`(H + εI)^{-1}`.
+* :meth:`~Factorization.as_operator`: a ``LinearOperator`` for
+  :math:`(H + εI)^{-1}` (SciPy's on NumPy, ``cupyx``'s on CuPy).
+
+Every route computes with the active array backend
+(:mod:`hessinv_ref.backend`) in the working precision of its
+:class:`~hessinv_ref.curvature.Curvature` (``curvature.dtype``, ``float64``
+or ``float32``): right-hand sides must be in it (integer ones are cast),
+and results come back in it, on the device of the inputs.
 
 Numerical honesty
 -----------------
@@ -20,8 +26,9 @@ complements).  For each pivot block the reciprocal condition number
 ``rcond`` (LAPACK's 1-norm estimate, or the exact ratio of extreme
 eigenvalue magnitudes for symmetric eigen-pivots) is checked by one rule:
 
-* ``rcond < n · eps`` (``n`` the block size, ``eps`` the machine epsilon):
-  the pivot is numerically singular and :class:`SingularPivotError` is
+* ``rcond < n · eps`` (``n`` the block size, ``eps`` the machine epsilon
+  of the working precision: ``2.2e-16`` in ``float64``, ``1.2e-7`` in
+  ``float32``): the pivot is numerically singular and :class:`SingularPivotError` is
   raised, naming the layer and the condition estimate;
 * ``rcond < sqrt(eps)``: the solve goes on, but more than half the digits
   may be lost, so :class:`IllConditionedPivotWarning` is issued.
@@ -32,10 +39,16 @@ No route returns a result computed through a singular pivot.
 from __future__ import annotations
 
 import math
+import numbers
+import sys
 import warnings
 
-import numpy as np
-import scipy.sparse.linalg as spla
+# The exception base class only: LinAlgError is what NumPy, SciPy, CuPy and
+# array-api-strict raise for linear-algebra failures, so callers can catch
+# every backend's failures and ours with one class.  No array math here.
+from numpy.linalg import LinAlgError
+
+from .backend import get_backend, xp
 
 __all__ = [
     "Factorization",
@@ -45,11 +58,28 @@ __all__ = [
     "check_damping",
 ]
 
-EPS = np.finfo(np.float64).eps
-_SQRT_EPS = math.sqrt(EPS)
+EPS = sys.float_info.epsilon
+"""The ``float64`` machine epsilon, ``2**-52``: :func:`check_pivot`'s default."""
 
 
-class SingularPivotError(np.linalg.LinAlgError):
+_EPS_OF = {}  # dtype -> eps: finfo costs microseconds, and check_pivot runs per layer
+
+
+def machine_eps(dtype=None):
+    """The machine epsilon of ``dtype`` (an array dtype of the active
+    backend); ``float64``'s (:data:`EPS`) when ``None``."""
+    if dtype is None:
+        return EPS
+    # keyed by (type, dtype): the types differ between libraries, so dtypes
+    # of two libraries are never compared (array-api-strict warns if they are)
+    key = (type(dtype), dtype)
+    eps = _EPS_OF.get(key)
+    if eps is None:
+        eps = _EPS_OF[key] = float(xp.finfo(dtype).eps)
+    return eps
+
+
+class SingularPivotError(LinAlgError):
     """A pivot block of a structured factorization is numerically singular.
 
     Attributes
@@ -88,16 +118,33 @@ class IllConditionedPivotWarning(RuntimeWarning):
     :meth:`Factorization.backward_error`."""
 
 
-def check_pivot(method, layer, rcond, n):
+def check_pivot(method, layer, rcond, n, dtype=None):
     """Apply the module's rule to one pivot block of size ``n``.
 
+    Parameters
+    ----------
+    method : str
+        The route, for the messages.
+    layer : int or None
+        The layer ``l`` (1-based), ``None`` for a whole-matrix pivot.
+    rcond : float
+        The pivot's reciprocal condition estimate.
+    n : int
+        The pivot's size.
+    dtype : dtype, optional
+        The precision the pivot was factored in; its machine epsilon sets
+        the thresholds (``n * eps`` and ``sqrt(eps)``).  Default
+        ``float64``.
+
     Raises :class:`SingularPivotError` or warns
-    :class:`IllConditionedPivotWarning`; returns ``rcond``.
+    :class:`IllConditionedPivotWarning`; returns ``rcond`` (a float).
     """
-    # math.isfinite, not np.isfinite: this runs once per layer on a scalar
-    if not math.isfinite(rcond) or rcond < n * EPS:
+    eps = machine_eps(dtype)
+    rcond = float(rcond)
+    # math.isfinite on a Python float: this runs once per layer on a scalar
+    if not math.isfinite(rcond) or rcond < n * eps:
         raise SingularPivotError(method, layer, rcond if math.isfinite(rcond) else 0.0)
-    if rcond < _SQRT_EPS:
+    if rcond < math.sqrt(eps):
         where = f"layer {layer}" if layer is not None else "the matrix"
         warnings.warn(
             f"{method}: the pivot of {where} has condition estimate "
@@ -111,7 +158,8 @@ def check_pivot(method, layer, rcond, n):
 
 def check_damping(damping):
     """Validate ``ε``: a finite real number ``>= 0``; returns it as a float."""
-    if isinstance(damping, bool) or not isinstance(damping, (int, float, np.integer, np.floating)):
+    # numbers.Real covers int, float and NumPy's scalar types; not bool, not arrays
+    if isinstance(damping, bool) or not isinstance(damping, numbers.Real):
         raise TypeError(f"damping: expected a real number >= 0, got {type(damping).__name__}")
     damping = float(damping)
     if not math.isfinite(damping) or damping < 0:
@@ -131,6 +179,12 @@ class Factorization:
         The point; its cached blocks and R-operator are used.
     damping : float
         :math:`ε \\ge 0`.
+
+    Attributes
+    ----------
+    dtype : dtype
+        The working precision, ``curvature.dtype``: right-hand sides must
+        be in it (or integer) and every result is in it.
     """
 
     method = None
@@ -139,6 +193,7 @@ class Factorization:
         self.curvature = curvature
         self.damping = check_damping(damping)
         self.P = curvature.P
+        self.dtype = curvature.dtype
         self._riccati = None
         self.pivot_rconds = []
 
@@ -173,24 +228,34 @@ class Factorization:
 
         Parameters
         ----------
-        rhs : ndarray, shape (P,) or (P, k)
-            Right-hand side(s) ``g``; not modified.
+        rhs : array, shape (P,) or (P, k)
+            Right-hand side(s) ``g``, an array of the active backend (or a
+            list); not modified.  Integer arrays are cast to :attr:`dtype`;
+            a floating array of another precision raises ``TypeError``
+            (see :meth:`~hessinv_ref.network.Network.check_vector`).
 
         Returns
         -------
-        ndarray, same shape as ``rhs``
+        array, same shape as ``rhs``, of :attr:`dtype`
         """
-        g = self.curvature.net.check_vector("rhs", rhs)
-        G = np.array(g, dtype=np.float64, copy=True).reshape(self.P, -1)
+        g = self._check_vector("rhs", rhs)
+        # a private copy: no route may write into the caller's array
+        G = xp.asarray(xp.reshape(g, (self.P, -1)), copy=True)
         X = self._solve(G)
-        return X.reshape(g.shape)
+        return xp.reshape(X, g.shape)
+
+    def _check_vector(self, name, v):
+        """``v`` validated by the network ((P,) or (P, k), real, finite) and
+        in the working precision."""
+        return self.curvature.net.check_vector(name, v, dtype=self.dtype)
 
     def _solve(self, G):
         raise NotImplementedError
 
     def matvec(self, x):
         r""":math:`(H + εI) x` by the R-operator, ``x`` of shape (P,) or (P, k)."""
-        return self.curvature.hvp(x) + self.damping * np.asarray(x)
+        x = get_backend().asarray(x, "x")
+        return self.curvature.hvp(x) + self.damping * x
 
     # -- accuracy -------------------------------------------------------------
 
@@ -217,22 +282,24 @@ class Factorization:
         -------
         float
         """
-        x = self.curvature.net.check_vector("x", x)
-        g = self.curvature.net.check_vector("rhs", rhs)
+        x = self._check_vector("x", x)
+        g = self._check_vector("rhs", rhs)
         if x.shape != g.shape:
             raise ValueError(f"x: expected the shape of rhs {g.shape}, got {x.shape}")
-        Xm, Gm = x.reshape(self.P, -1), g.reshape(self.P, -1)
+        Xm, Gm = xp.reshape(x, (self.P, -1)), xp.reshape(g, (self.P, -1))
         R = self.matvec(Xm) - Gm
-        num = np.abs(R).sum(axis=0)
-        den = self.norm_estimate() * np.abs(Xm).sum(axis=0) + np.abs(Gm).sum(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            eta = np.where(den > 0, num / den, 0.0)
-        return float(eta.max())
+        num = xp.sum(xp.abs(R), axis=0)
+        den = self.norm_estimate() * xp.sum(xp.abs(Xm), axis=0) + xp.sum(xp.abs(Gm), axis=0)
+        # x = 0 and g = 0 is an exact solution (η = 0); divide by a safe
+        # denominator there instead of dividing by zero and masking the result
+        positive = den > 0
+        eta = xp.where(positive, num / xp.where(positive, den, xp.ones_like(den)), xp.zeros_like(num))
+        return float(xp.max(eta))
 
     # -- determinants and inertia ---------------------------------------------
 
     def logdet(self):
-        """``(sign, log|det(H + εI)|)``, as :func:`numpy.linalg.slogdet`."""
+        """``(sign, log|det(H + εI)|)`` as Python floats, as :func:`numpy.linalg.slogdet`."""
         raise NotImplementedError(f"{self.method}: logdet is not available on this route")
 
     def inertia(self):
@@ -268,11 +335,12 @@ class Factorization:
     # -- as an operator -----------------------------------------------------------
 
     def as_operator(self):
-        r"""A ``scipy.sparse.linalg.LinearOperator`` applying :math:`(H + εI)^{-1}`."""
-        return spla.LinearOperator(
-            (self.P, self.P),
-            matvec=self.solve,
-            rmatvec=self.solve,
-            matmat=self.solve,
-            dtype=np.float64,
-        )
+        r"""A ``LinearOperator`` applying :math:`(H + εI)^{-1}` (symmetric, so
+        ``rmatvec`` is the same solve), of :attr:`dtype`.
+
+        SciPy's on NumPy, ``cupyx.scipy.sparse.linalg``'s on CuPy; other
+        backends have none and raise
+        :class:`~hessinv_ref.backend.BackendNotSupportedError` (call
+        :meth:`solve` directly there).
+        """
+        return get_backend().linear_operator((self.P, self.P), self.solve, self.dtype)

@@ -11,7 +11,8 @@ r"""Solving :math:`(H + εI)\, x = g`: one entry point for every route.
 ``minres``     MINRES on the R-operator (inexact)                  iterations × HVP
 =============  ==================================================  =====================
 
-The default is ``banded``, the most robust exact route.  Its partial pivoting
+On the NumPy backend the default is ``banded`` (:data:`DEFAULT_METHOD`),
+the most robust exact route.  Its partial pivoting
 crosses layer blocks, so a small or indefinite Schur complement cannot spoil
 it.  ``riccati`` and ``ldu`` eliminate layer by layer without pivoting across
 layers.  When :math:`H + εI` is positive definite the Riccati pivots are
@@ -30,26 +31,49 @@ that yields the inertia; choose it when :math:`H + εI \succ 0` is known.
 Every factorization reports :attr:`~hessinv_ref.factorization.Factorization.pivot_condition`
 and :meth:`~hessinv_ref.factorization.Factorization.backward_error` so a lost
 digit is never silent.
+
+Array backends and the routes
+-----------------------------
+Every route runs on the active array backend (:mod:`hessinv_ref.backend`),
+except two that need SciPy-only machinery: ``banded`` (LAPACK's band LU)
+exists on NumPy only, and ``cg``/``minres`` on NumPy and CuPy.  Off NumPy the
+default (``method=None``, see :func:`default_method`) is therefore
+``riccati``; asking for a route the backend lacks raises
+:class:`~hessinv_ref.backend.BackendNotSupportedError`.
 """
 
 from __future__ import annotations
 
+from .backend import get_backend
 from .curvature import Curvature
 
-__all__ = ["METHODS", "DEFAULT_METHOD", "factorize", "solve", "factorize_curvature"]
+__all__ = ["METHODS", "DEFAULT_METHOD", "default_method", "factorize", "solve", "factorize_curvature"]
 
 METHODS = ("riccati", "banded", "ldu", "dense", "cg", "minres")
+
 DEFAULT_METHOD = "banded"
+"""The default route on the NumPy backend (see :func:`default_method`)."""
 
 
-def factorize_curvature(curvature, damping, method=DEFAULT_METHOD, **options):
+def default_method():
+    """The route ``method=None`` means on the active backend: ``"banded"``
+    (:data:`DEFAULT_METHOD`) on NumPy, ``"riccati"`` elsewhere (the banded
+    LU needs LAPACK's band routines, which only the NumPy backend has)."""
+    return DEFAULT_METHOD if get_backend().name == "numpy" else "riccati"
+
+
+def factorize_curvature(curvature, damping, method=None, **options):
     """Factor :math:`H + εI` at a :class:`~hessinv_ref.curvature.Curvature`.
 
-    ``options`` go to the Krylov routes only (``rtol``, ``maxiter``).
+    ``method`` is one of :data:`METHODS`, or ``None`` for
+    :func:`default_method`.  ``options`` go to the Krylov routes only
+    (``rtol``, ``maxiter``).
     """
     from .dense import DenseFactorization
     from .solvers import BandedFactorization, KrylovSolver, LDUFactorization, RiccatiFactorization
 
+    if method is None:
+        method = default_method()
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method: expected one of {list(METHODS)}, got {method!r}")
     if method in ("cg", "minres"):
@@ -65,7 +89,7 @@ def factorize_curvature(curvature, damping, method=DEFAULT_METHOD, **options):
     return routes[method](curvature, damping)
 
 
-def factorize(net, params, X, y, *, damping, method=DEFAULT_METHOD, **options):
+def factorize(net, params, X, y, *, damping, method=None, **options):
     r"""Factor :math:`H + εI` once for many right-hand sides.
 
     Parameters
@@ -77,8 +101,10 @@ def factorize(net, params, X, y, *, damping, method=DEFAULT_METHOD, **options):
         Labels (B,) or targets (B, n_out).
     damping : float
         :math:`ε \ge 0`.  Required: no value is right for every problem.
-    method : str
-        One of :data:`METHODS`; default ``"banded"`` (see the module notes).
+    method : str or None
+        One of :data:`METHODS`; ``None`` (the default) picks
+        :func:`default_method`: ``"banded"`` on NumPy, ``"riccati"`` on the
+        other backends (see the module notes).
     **options
         ``rtol`` and ``maxiter`` for ``"cg"`` and ``"minres"``.
 
@@ -92,7 +118,7 @@ def factorize(net, params, X, y, *, damping, method=DEFAULT_METHOD, **options):
     return factorize_curvature(Curvature(net, params, X, y), damping, method, **options)
 
 
-def solve(net, params, X, y, g, *, damping, method=DEFAULT_METHOD, **options):
+def solve(net, params, X, y, g, *, damping, method=None, **options):
     r"""Solve :math:`(H + εI)\, x = g` exactly in time linear in depth.
 
     Parameters
@@ -103,8 +129,8 @@ def solve(net, params, X, y, g, *, damping, method=DEFAULT_METHOD, **options):
         Right-hand side(s) in the flat parameter layout; not modified.
     damping : float
         :math:`ε \ge 0`.
-    method : str
-        One of :data:`METHODS`.
+    method : str or None
+        One of :data:`METHODS`; ``None`` for :func:`default_method`.
 
     Returns
     -------

@@ -46,16 +46,28 @@ derivative :math:`Λ = ∂^2 (b_{out}\cdot z_{out}) / ∂u^2`.  With
 
 Subclasses supply only the output map (:class:`Dense`: an elementwise
 activation; the loss heads: a loss of the logits).
+
+Arrays
+------
+Every method computes with the active array namespace
+(:mod:`hessinv_ref.backend`): arguments are arrays of the active backend
+(or Python lists and numbers), results are arrays of that backend in the
+dtype of the arguments.  Only the Array API standard is used: Kronecker
+products, block diagonals and diagonal patterns are products with identity
+matrices placed by broadcasting, and blocks are assembled with ``concat``,
+never by integer-array indexing or by writing through a reshaped view.
+:meth:`AffineLayer.init` is the one exception: it draws on the host with
+NumPy's generator, and :meth:`~hessinv_ref.network.Network.init` moves the
+result.
 """
 
 from __future__ import annotations
 
 import math
-
-import numpy as np
-import scipy.linalg
+import numbers
 
 from .activations import get_activation
+from .backend import get_backend, xp
 
 __all__ = [
     "Layer",
@@ -69,16 +81,47 @@ __all__ = [
 
 
 def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    # numbers.Integral covers Python ints and NumPy's integer scalars
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected a positive int, got {value!r}")
     if value < 1:
         raise ValueError(f"{name}: expected a positive int, got {value}")
     return int(value)
 
 
+def _is_bool(value):
+    # NumPy's scalar bool (``numpy.bool_``, named ``bool`` since NumPy 2) is
+    # not a subclass of Python's bool
+    return isinstance(value, bool) or type(value).__name__ in ("bool", "bool_")
+
+
+def _as_array(a, name):
+    """``a`` as an array of the active backend; a clear error for an array of
+    another library or device (see :meth:`hessinv_ref.backend.Backend.asarray`)."""
+    return get_backend().asarray(a, name)
+
+
+def _eye(n, like):
+    """The identity of size ``n`` in the dtype and on the device of ``like``."""
+    return xp.eye(n, dtype=like.dtype, device=like.device)
+
+
+def _stack(arrays):
+    """``xp.stack(arrays)`` for a long list of same-shape arrays: NumPy's
+    ``stack`` loops over them in Python, ``concat`` in C, and the reshape
+    back to (R, ...) is the same array."""
+    return xp.reshape(xp.concat(arrays, axis=0), (len(arrays),) + tuple(arrays[0].shape))
+
+
 def _block_diag(blocks):
-    """Block-diagonal matrix from a stack of blocks, shape (B, r, c)."""
-    return scipy.linalg.block_diag(*blocks)
+    r"""Block-diagonal matrix from a stack of blocks of shape (B, r, c):
+    shape (B r, B c), entry :math:`[(i,a),(j,b)] = δ_{ij}\, \mathrm{blocks}[i,a,b]`.
+
+    The Kronecker delta is the identity :math:`I_B` broadcast against the
+    blocks (the Array API has no ``block_diag``)."""
+    B, r, c = blocks.shape
+    delta = _eye(B, blocks)[:, None, :, None]           # (B, 1, B, 1): δ_ij
+    return xp.reshape(delta * blocks[:, :, None, :], (B * r, B * c))
 
 
 # -- the vectorised block builder ------------------------------------------------
@@ -86,23 +129,16 @@ def _block_diag(blocks):
 # ``AffineLayer.curvature`` and ``.jacobians`` above build the blocks the way
 # the docstrings derive them: explicit ``A_x``, ``A_z = I_B ⊗ W``, ``Λ`` as a
 # block-diagonal matrix, and products of them.  That is O(B^2) memory for the
-# Kronecker factors and a dozen NumPy calls per layer.  The functions below
-# compute the *same* entries by writing each nonzero pattern straight into
-# the output, and for ``R`` layers of identical shape at once (leading axis
-# ``R``), so a deep chain pays the Python overhead once per run of layers,
-# not once per layer.  ``tests/test_fast_paths.py`` checks they agree with
-# the explicit route to rounding.
-
-
-def _view(a, shape):
-    """``a.reshape(shape)`` that must be a view (we write through it).
-
-    Splitting an axis of a strided array never needs a copy, which is all
-    the callers do; the check guards the assumption."""
-    v = a.reshape(shape)
-    if not np.may_share_memory(v, a):  # pragma: no cover - a NumPy regression
-        raise AssertionError("reshape copied; the block builder relies on a view")
-    return v
+# Kronecker factors and a dozen array calls per layer.  The functions below
+# compute the *same* entries from each block's nonzero pattern, and for ``R``
+# layers of identical shape at once (leading axis ``R``), so a deep chain
+# pays the Python overhead once per run of layers, not once per layer.  Each
+# pattern is a product with an identity matrix (a Kronecker delta) placed on
+# the right axes by broadcasting, and the blocks are assembled with
+# ``concat``: no integer-array indexing and no writing through a reshaped
+# view, which CuPy and the Array API do not guarantee.
+# ``tests/test_fast_paths.py`` checks they agree with the explicit route to
+# rounding.
 
 
 def _stacked_curvature(W, Z, D, Lam, bias):
@@ -124,51 +160,52 @@ def _stacked_curvature(W, Z, D, Lam, bias):
 
     Parameters
     ----------
-    W : ndarray, shape (R, m, n)
+    W : array, shape (R, m, n)
         Weights.
-    Z : ndarray, shape (R, B, n)
+    Z : array, shape (R, B, n)
         Layer inputs.
-    D : ndarray, shape (R, B, m)
+    D : array, shape (R, B, m)
         The delta :math:`∂(b_{out}\cdot z_{out})/∂u`.
-    Lam : ndarray, shape (R, B, m, m)
+    Lam : array, shape (R, B, m, m)
         The per-sample blocks of :math:`Λ`.
     bias : bool
 
     Returns
     -------
-    Hxx : ndarray, shape (R, p, p)
-    Hxz : ndarray, shape (R, p, B n)
-    Hzz : ndarray, shape (R, B n, B n)
+    Hxx : array, shape (R, p, p)
+    Hxz : array, shape (R, p, B n)
+    Hzz : array, shape (R, B n, B n)
     """
     R, m, n = W.shape
     B = Z.shape[1]
     mn = m * n
-    p = mn + (m if bias else 0)
+    Lam_flat = xp.reshape(Lam, (R, B, m * m))      # [r, i, (k,l)]
     # Hxx, weight-weight part: one GEMM over the samples, then the
     # (k,l),(j,h) -> (k,j),(l,h) reordering of the Kronecker product.
-    ZZ = (Z[:, :, :, None] * Z[:, :, None, :]).reshape(R, B, n * n)
-    KL_JH = np.matmul(Lam.reshape(R, B, m * m).transpose(0, 2, 1), ZZ)
-    Hxx = np.empty((R, p, p))
-    _view(Hxx[:, :mn, :mn], (R, m, n, m, n))[...] = KL_JH.reshape(R, m, m, n, n).transpose(0, 1, 3, 2, 4)
+    ZZ = xp.reshape(Z[:, :, :, None] * Z[:, :, None, :], (R, B, n * n))
+    KL_JH = xp.reshape(xp.matmul(Lam_flat.mT, ZZ), (R, m, m, n, n))
+    Hxx = xp.reshape(xp.permute_dims(KL_JH, (0, 1, 3, 2, 4)), (R, mn, mn))
     # Λ_i W, shape (R, B, m, n): shared by Hxz and Hzz
-    LW = np.matmul(Lam, W[:, None])
-    # Hxz, weight rows: the product term, then the cross term D_ik on j == h
-    Hxz = np.empty((R, p, B * n))
-    HW = _view(Hxz[:, :mn], (R, m, n, B, n))
-    np.multiply(Z.transpose(0, 2, 1)[:, None, :, :, None], LW.transpose(0, 2, 1, 3)[:, :, None], out=HW)
-    jj = np.arange(n)  # the same index on two axes picks their diagonal
-    HW[:, :, jj, :, jj] += D.transpose(0, 2, 1)[None]
+    LW = xp.matmul(Lam, W[:, None, :, :])
+    LW_kih = xp.permute_dims(LW, (0, 2, 1, 3))      # [r, k, i, h]
+    # Hxz, weight rows (R, m, n, B, n): the product term Z_ij (Λ_i W)[k,h],
+    # then the cross term D_ik on j == h (δ_jh: the identity I_n)
+    Zt = xp.permute_dims(Z, (0, 2, 1))              # [r, j, i]
+    Dt = xp.permute_dims(D, (0, 2, 1))              # [r, k, i]
+    HW = (Zt[:, None, :, :, None] * LW_kih[:, :, None, :, :]
+          + Dt[:, :, None, :, None] * _eye(n, W)[:, None, :])
+    Hxz = xp.reshape(HW, (R, mn, B * n))
     if bias:
-        Hxx[:, mn:, mn:] = Lam.sum(axis=1)
-        HWc = np.einsum("rikl,rij->rkjl", Lam, Z).reshape(R, mn, m)
-        Hxx[:, :mn, mn:] = HWc
-        Hxx[:, mn:, :mn] = HWc.transpose(0, 2, 1)
-        Hxz[:, mn:] = LW.transpose(0, 2, 1, 3).reshape(R, m, B * n)
-    # Hzz: W^T Λ_i W on the diagonal blocks of the sample-major layout
-    Hzz = np.zeros((R, B, n, B, n))
-    ii = np.arange(B)
-    Hzz[:, ii, :, ii, :] = np.matmul(W.transpose(0, 2, 1)[:, None], LW).transpose(1, 0, 2, 3)
-    return Hxx, Hxz, Hzz.reshape(R, B * n, B * n)
+        # [r, (k,j), l] = Σ_i Λ_i[k,l] Z_ij, from the same GEMM pattern
+        KL_J = xp.reshape(xp.matmul(Lam_flat.mT, Z), (R, m, m, n))
+        HWc = xp.reshape(xp.permute_dims(KL_J, (0, 1, 3, 2)), (R, mn, m))
+        Hcc = xp.sum(Lam, axis=1)
+        Hxx = xp.concat([xp.concat([Hxx, HWc], axis=2), xp.concat([HWc.mT, Hcc], axis=2)], axis=1)
+        Hxz = xp.concat([Hxz, xp.reshape(LW_kih, (R, m, B * n))], axis=1)
+    # Hzz: W^T Λ_i W on the diagonal blocks of the sample-major layout (δ_ii')
+    WtLW = xp.matmul(W.mT[:, None, :, :], LW)             # [r, i, h, h']
+    Hzz = _eye(B, W)[:, None, :, None] * WtLW[:, :, :, None, :]
+    return Hxx, Hxz, xp.reshape(Hzz, (R, B * n, B * n))
 
 
 class Layer:
@@ -187,13 +224,15 @@ class Layer:
 
     def batch_of(self, z_in):
         """Number of samples in a flat input vector ``z_in`` of length B n_in."""
-        z_in = np.asarray(z_in)
-        if z_in.ndim != 1 or z_in.size % self.n_in != 0 or z_in.size == 0:
+        return self._batch(_as_array(z_in, "z_in"))
+
+    def _batch(self, z_in):
+        if z_in.ndim != 1 or z_in.shape[0] % self.n_in != 0 or z_in.shape[0] == 0:
             raise ValueError(
                 f"z_in: expected a flat vector whose length is a positive "
                 f"multiple of n_in={self.n_in}, got shape {z_in.shape}"
             )
-        return z_in.size // self.n_in
+        return z_in.shape[0] // self.n_in
 
 
 class AffineLayer(Layer):
@@ -214,7 +253,7 @@ class AffineLayer(Layer):
     def __init__(self, n_in, n_out, bias=True):
         self.n_in = _check_positive_int("n_in", n_in)
         self.n_out = _check_positive_int("n_out", n_out)
-        if not isinstance(bias, (bool, np.bool_)):
+        if not _is_bool(bias):
             raise TypeError(f"bias: expected a bool, got {bias!r}")
         self.bias = bool(bias)
         self.n_params = self.n_out * self.n_in + (self.n_out if self.bias else 0)
@@ -224,37 +263,57 @@ class AffineLayer(Layer):
     def unpack(self, x):
         """Split a flat parameter vector into ``(W, c)``.
 
-        Returns views: ``W`` of shape (n_out, n_in) and ``c`` of shape
-        (n_out,), or ``None`` without bias.
+        Returns ``W`` of shape (n_out, n_in) and ``c`` of shape (n_out,), or
+        ``None`` without bias: views of ``x`` where the array library makes
+        them (NumPy does), so never write into them.
         """
-        x = np.asarray(x)
+        x = _as_array(x, "x")
         if x.shape != (self.n_params,):
             raise ValueError(
                 f"x: expected shape ({self.n_params},) for {self!r}, got {x.shape}"
             )
+        return self._split(x)
+
+    def _split(self, x):
+        """:meth:`unpack` of an ``x`` known to be valid (the layer's own
+        calls, after the first check): no validation on the hot path."""
         n_w = self.n_out * self.n_in
-        W = x[:n_w].reshape(self.n_out, self.n_in)
-        c = x[n_w:] if self.bias else None
-        return W, c
+        W = get_backend().xp.reshape(x[:n_w], (self.n_out, self.n_in))
+        return W, (x[n_w:] if self.bias else None)
 
     def pack(self, weight, bias=None):
-        """Flatten ``weight`` (n_out, n_in) and ``bias`` (n_out,) into ``x``."""
-        weight = np.asarray(weight)
+        """Flatten ``weight`` (n_out, n_in) and ``bias`` (n_out,) into a new
+        ``x`` on the active backend.
+
+        Raises
+        ------
+        ValueError
+            For a wrong shape, or a bias given to a layer without one.
+        TypeError
+            For an array of another backend, or a bias whose dtype differs
+            from the weight's (no silent promotion).
+        """
+        weight = _as_array(weight, "weight")
         if weight.shape != (self.n_out, self.n_in):
             raise ValueError(
                 f"weight: expected shape {(self.n_out, self.n_in)}, got {weight.shape}"
             )
+        w = xp.reshape(weight, (-1,))
         if not self.bias:
             if bias is not None:
                 raise ValueError(f"bias: {self!r} has no bias, got an array")
-            return weight.ravel().copy()
-        bias = np.asarray(bias) if bias is not None else None
+            return xp.asarray(w, copy=True)
+        bias = _as_array(bias, "bias") if bias is not None else None
         if bias is None or bias.shape != (self.n_out,):
             raise ValueError(
                 f"bias: expected shape ({self.n_out},), got "
                 f"{None if bias is None else bias.shape}"
             )
-        return np.concatenate([weight.ravel(), bias])
+        if bias.dtype != weight.dtype:
+            raise TypeError(
+                f"bias: expected the dtype of weight ({weight.dtype}), got {bias.dtype}"
+            )
+        return xp.concat([w, bias])
 
     def init(self, rng, scale=1.0):
         r"""Draw ``x`` as ``torch.nn.Linear`` does, times ``scale``.
@@ -262,13 +321,35 @@ class AffineLayer(Layer):
         Weight, then bias, each :math:`\mathcal U(-s/\sqrt{n_{in}}, s/\sqrt{n_{in}})`
         with :math:`s` = ``scale``, drawn from the ``numpy.random.Generator``
         ``rng`` in that order.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_params,), float64
+            On the host, whatever the active backend: the Array API has no
+            random number generator, so the draws come from NumPy's (the
+            same stream as before backends existed, and as PyTorch's layout),
+            and :meth:`hessinv_ref.network.Network.init` moves the whole
+            parameter vector to the backend once, explicitly.
         """
+        import numpy as np  # the host RNG's arrays; no math happens here
+
         bound = scale / math.sqrt(self.n_in)
         W = rng.uniform(-bound, bound, size=(self.n_out, self.n_in))
         c = rng.uniform(-bound, bound, size=self.n_out) if self.bias else None
-        return self.pack(W, c)
+        return np.concatenate([W.ravel(), c]) if self.bias else W.ravel()
 
     # -- the affine map and its derivatives ---------------------------------
+    #
+    # Every protocol method calls ``_affine`` first, which validates ``x``
+    # (``unpack``); ``v`` is validated where it first appears
+    # (``_affine_jvp``).  The later helpers split the already-checked vectors
+    # without checking them again.
+    #
+    # These helpers and the protocol methods below run once per layer in
+    # every R-operator pass, on tiny arrays, so Python overhead is their
+    # cost: each looks the active namespace up once,
+    # ``xp = get_backend().xp`` (the usual Array API idiom), rather than
+    # through the module-level proxy ``xp`` at every operation.
 
     def _affine(self, x, Z):
         """:math:`u = Z W^T + c`, shape (B, n_out)."""
@@ -279,7 +360,7 @@ class AffineLayer(Layer):
     def _affine_jvp(self, x, Z, T, v):
         """Directional derivative of ``u`` along ``(t_in, v)``:
         :math:`dU = T W^T + Z V_W^T + v_c`."""
-        W, _ = self.unpack(x)
+        W, _ = self._split(x)
         V_W, v_c = self.unpack(v)
         dU = T @ W.T + Z @ V_W.T
         return dU + v_c if self.bias else dU
@@ -287,9 +368,11 @@ class AffineLayer(Layer):
     def _affine_vjp(self, x, Z, D):
         """Pull a cotangent ``D`` on ``u`` back: returns ``(D W, vec(D^T Z, Σ_i D_i))``,
         shapes (B, n_in) and (p,)."""
-        W, _ = self.unpack(x)
-        g_W = D.T @ Z
-        g_x = np.concatenate([g_W.ravel(), D.sum(axis=0)]) if self.bias else g_W.ravel()
+        xp = get_backend().xp
+        W, _ = self._split(x)
+        g_x = xp.reshape(D.T @ Z, (-1,))
+        if self.bias:
+            g_x = xp.concat([g_x, xp.sum(D, axis=0)])
         return D @ W, g_x
 
     def _cross(self, D, T, v):
@@ -299,65 +382,82 @@ class AffineLayer(Layer):
         :math:`C = \sum_{ik} D_{ik} ∂^2 u_{ik}/∂x∂z` gives
         :math:`C^T v = D V_W` and :math:`C t = \mathrm{vec}(D^T T, 0)`.
         """
-        V_W, _ = self.unpack(v)
-        Ct = (D.T @ T).ravel()
+        xp = get_backend().xp
+        V_W, _ = self._split(v)
+        Ct = xp.reshape(D.T @ T, (-1,))
         if self.bias:
-            Ct = np.concatenate([Ct, np.zeros(self.n_out, dtype=Ct.dtype)])
+            Ct = xp.concat([Ct, xp.zeros(self.n_out, dtype=Ct.dtype, device=Ct.device)])
         return D @ V_W, Ct
 
     def _A_x(self, Z):
         """Explicit :math:`A_x = ∂u/∂x`, shape (B n_out, p).
 
         Row ``(i, k)`` has ``z_i`` in the columns of ``W[k, :]`` and a 1 in the
-        column of ``c[k]``."""
-        B = Z.shape[0]
-        eye = np.eye(self.n_out, dtype=Z.dtype)
-        A_W = np.einsum("kl,ij->iklj", eye, Z).reshape(B * self.n_out, -1)
+        column of ``c[k]``: :math:`A_x[(i,k),(l,j)] = δ_{kl} Z_{ij}` and
+        :math:`A_x[(i,k), c_l] = δ_{kl}`."""
+        B, m = Z.shape[0], self.n_out
+        eye = _eye(m, Z)
+        # δ_kl on axes (k, l), Z_ij on axes (i, j): shape (B, m, m, n_in)
+        A_W = xp.reshape(eye[None, :, :, None] * Z[:, None, None, :], (B * m, m * self.n_in))
         if not self.bias:
             return A_W
-        return np.hstack([A_W, np.tile(eye, (B, 1))])
+        A_c = xp.reshape(xp.broadcast_to(eye, (B, m, m)), (B * m, m))  # I_m stacked B times
+        return xp.concat([A_W, A_c], axis=1)
 
     def _A_z(self, x, B):
-        """Explicit :math:`A_z = ∂u/∂z_{in} = I_B ⊗ W`, shape (B n_out, B n_in)."""
+        """Explicit :math:`A_z = ∂u/∂z_{in} = I_B ⊗ W`, shape (B n_out, B n_in):
+        :math:`A_z[(i,k),(i',j)] = δ_{ii'} W_{kj}`."""
         W, _ = self.unpack(x)
-        return np.kron(np.eye(B, dtype=W.dtype), W)
+        m, n = W.shape
+        kron = _eye(B, W)[:, None, :, None] * W[None, :, None, :]  # (B, m, B, n)
+        return xp.reshape(kron, (B * m, B * n))
 
     def _C(self, D):
         """Explicit cross term :math:`C`, shape (p, B n_in): rows of ``W[k, j]``
-        hold ``D[i, k]`` at column ``(i, j)``; bias rows are zero."""
-        B = D.shape[0]
-        eye = np.eye(self.n_in, dtype=D.dtype)
-        C_W = np.einsum("ik,jl->kjil", D, eye).reshape(self.n_out * self.n_in, B * self.n_in)
+        hold ``D[i, k]`` at column ``(i, j)``; bias rows are zero:
+        :math:`C[(k,j),(i,l)] = D_{ik} δ_{jl}`."""
+        B, m, n = D.shape[0], self.n_out, self.n_in
+        # D_ik on axes (k, i), δ_jl on axes (j, l): shape (m, n, B, n)
+        C_W = xp.reshape(D.T[:, None, :, None] * _eye(n, D)[None, :, None, :], (m * n, B * n))
         if not self.bias:
             return C_W
-        return np.vstack([C_W, np.zeros((self.n_out, B * self.n_in), dtype=D.dtype)])
+        return xp.concat([C_W, xp.zeros((m, B * n), dtype=D.dtype, device=D.device)], axis=0)
 
     # -- the protocol, written once for every affine layer -------------------
 
     def _unflat(self, z_in):
-        B = self.batch_of(z_in)
-        return B, np.asarray(z_in).reshape(B, self.n_in)
+        be = get_backend()
+        z_in = be.asarray(z_in, "z_in")
+        B = self._batch(z_in)
+        return B, be.xp.reshape(z_in, (B, self.n_in))
+
+    def _unflat_tangent(self, B, t_in):
+        be = get_backend()
+        return be.xp.reshape(be.asarray(t_in, "t_in"), (B, self.n_in))
 
     def forward(self, x, z_in):
         """:math:`z_{out} = φ(Z W^T + c, Z)`, flat (a_out,)."""
+        xp = get_backend().xp
         B, Z = self._unflat(z_in)
-        return self._output(self._affine(x, Z), Z).ravel()
+        return xp.reshape(self._output(self._affine(x, Z), Z), (-1,))
 
     def vjp(self, x, z_in, b_out):
         """Backprop: :math:`b_{in} = b_{out} J_z`, :math:`g_x = b_{out} J_x`."""
+        xp = get_backend().xp
         B, Z = self._unflat(z_in)
         U = self._affine(x, Z)
         D = self._delta(U, b_out)
         b_in, g_x = self._affine_vjp(x, Z, D)
-        return b_in.ravel() + self._skip(b_out), g_x
+        return xp.reshape(b_in, (-1,)) + self._skip(b_out), g_x
 
     def jvp(self, x, z_in, t_in, v):
         """Forward tangent: :math:`t_{out} = J_z t_{in} + J_x v`."""
+        xp = get_backend().xp
         B, Z = self._unflat(z_in)
-        T = np.asarray(t_in).reshape(B, self.n_in)
+        T = self._unflat_tangent(B, t_in)
         U = self._affine(x, Z)
         dU = self._affine_jvp(x, Z, T, v)
-        return self._out_jvp(U, dU).ravel() + self._skip(t_in)
+        return xp.reshape(self._out_jvp(U, dU), (-1,)) + self._skip(t_in)
 
     def second_order(self, x, z_in, b_out, t_in, v):
         r"""The R-backward terms :math:`(H_{zz} t + H_{xz}^T v,\ H_{xz} t + H_{xx} v)`.
@@ -366,21 +466,22 @@ class AffineLayer(Layer):
         ``b_out``: the delta moves by :math:`R\{D\} = Λ\, dU`, and the
         bilinear affine map adds the cross term :math:`C`.
         """
+        xp = get_backend().xp
         B, Z = self._unflat(z_in)
-        T = np.asarray(t_in).reshape(B, self.n_in)
+        T = self._unflat_tangent(B, t_in)
         U = self._affine(x, Z)
         RD = self._lambda(U, b_out, self._affine_jvp(x, Z, T, v))
         D = self._delta(U, b_out)
         via_u_z, via_u_x = self._affine_vjp(x, Z, RD)
         cross_z, cross_x = self._cross(D, T, v)
-        return (via_u_z + cross_z).ravel(), via_u_x + cross_x
+        return xp.reshape(via_u_z + cross_z, (-1,)), via_u_x + cross_x
 
     def jacobians(self, x, z_in):
         r"""Explicit :math:`J_z = (∂z_{out}/∂u) A_z` (+ I for a skip) and
         :math:`J_x = (∂z_{out}/∂u) A_x`, shapes (a_out, a_in), (a_out, p)."""
         B, Z = self._unflat(z_in)
         G = self._out_jacobian(self._affine(x, Z))
-        Jz = G @ self._A_z(x, B) + self._skip_matrix(B)
+        Jz = G @ self._A_z(x, B) + self._skip_matrix(B, Z)
         return Jz, G @ self._A_x(Z)
 
     def curvature(self, x, z_in, b_out):
@@ -411,7 +512,7 @@ class AffineLayer(Layer):
 
         Parameters
         ----------
-        xs, zs_in, bs_out : sequences of ``R`` ndarrays
+        xs, zs_in, bs_out : sequences of ``R`` arrays
             Parameters (p,), inputs (a_in,) and backprop vectors (a_out,) of
             ``R`` layers sharing this layer's :meth:`stack_key`.
         """
@@ -449,7 +550,9 @@ class AffineLayer(Layer):
     def _skip(self, vec):
         return 0.0
 
-    def _skip_matrix(self, B):
+    def _skip_matrix(self, B, like):
+        """The skip's :math:`∂z_{out}/∂z_{in}` for a batch of ``B`` (dtype and
+        device of ``like``); none here."""
         return 0.0
 
     # -- the output map, supplied by subclasses ------------------------------
@@ -509,7 +612,8 @@ class Dense(AffineLayer):
         )
 
     def _b(self, U, b_out):
-        return np.asarray(b_out).reshape(U.shape)
+        be = get_backend()
+        return be.xp.reshape(be.asarray(b_out, "b_out"), U.shape)
 
     def _output(self, U, Z):
         return self.activation.f(U)
@@ -522,31 +626,44 @@ class Dense(AffineLayer):
 
     def _lambda_blocks(self, U, b_out):
         w = self._b(U, b_out) * self.activation.d2f(U)
-        return w[:, :, None] * np.eye(self.n_out, dtype=w.dtype)
+        return w[:, :, None] * _eye(self.n_out, w)  # diag(w_i) per sample
 
     def _out_jvp(self, U, dU):
         return self.activation.df(U) * dU
 
     def _out_jacobian(self, U):
-        return np.diag(self.activation.df(U).ravel())
+        d = xp.reshape(self.activation.df(U), (-1,))
+        return d[:, None] * _eye(d.shape[0], d)  # diag(σ'(u))
+
+    def _stacked_params(self, xs):
+        """The weights (R, n_out, n_in) and biases (R, n_out) or ``None`` of a
+        run, split once for the whole run."""
+        mn = self.n_out * self.n_in
+        Xs = _stack(xs)
+        W = xp.reshape(Xs[:, :mn], (len(xs), self.n_out, self.n_in))
+        return W, (Xs[:, mn:] if self.bias else None)
 
     def forward_run(self, xs, z_in):
         r""":meth:`forward` through a run of layers without re-validating and
         re-unpacking at every layer: :math:`U_r = Z_{r-1} W_r^T + c_r`,
         :math:`Z_r = φ(U_r, Z_{r-1})`.  The cache is the stack of the
         pre-activations :math:`U_r`, shape (R, B, n_out), which the backward
-        pass needs (``vjp`` would recompute them)."""
-        m, n = self.n_out, self.n_in
-        Z = np.asarray(z_in).reshape(-1, n)
-        zs, Us = [], []
-        for x in xs:
-            U = Z @ x[:m * n].reshape(m, n).T
-            if self.bias:
-                U += x[m * n:]
-            Us.append(U)
-            Z = self._output(U, Z)
-            zs.append(Z.ravel())
-        return zs, np.stack(Us)
+        pass needs (``vjp`` would recompute them), and of the weights
+        :math:`W_r`, shape (R, n_out, n_in)."""
+        R = len(xs)
+        W, c = self._stacked_params(xs)
+        Z = xp.reshape(z_in, (-1, self.n_in))
+        # The loop is the only sequential work: two products and the
+        # activation per layer, everything else once per run.
+        Us, Zs = [None] * R, [None] * R
+        for r in range(R):
+            U = Z @ W[r, ...].T
+            if c is not None:
+                U = U + c[r, ...]
+            Us[r] = U
+            Zs[r] = Z = self._output(U, Z)
+        flat = xp.reshape(_stack(Zs), (R, -1))  # z_r = vec(Z_r), row r
+        return [flat[r, ...] for r in range(R)], (_stack(Us), W)
 
     def vjp_run(self, xs, zs_in, b_out, cache):
         r""":meth:`vjp` through the run: :math:`D_r = b_r ⊙ σ'(U_r)`,
@@ -555,21 +672,23 @@ class Dense(AffineLayer):
         the gradients :math:`g_r = (\mathrm{vec}(D_r^T Z_{r-1}), \sum_i D_{r,i})`
         are computed for the whole run at once."""
         m, n = self.n_out, self.n_in
-        R, B = cache.shape[:2]
-        D = self.activation.df(cache)  # becomes D_r = b_r ⊙ σ'(U_r), row by row
+        U, W = cache
+        R, B = U.shape[:2]
+        S1 = self.activation.df(U)  # σ'(U_r) of the whole run
         skip = isinstance(self, Residual)
-        bs_in = [None] * R
+        b = xp.reshape(b_out, (B, m))  # b_r as a (B, n_out) matrix
+        Ds, bs = [None] * R, [None] * R
         for r in range(R - 1, -1, -1):
-            D[r] *= b_out.reshape(B, m)
-            b_in = (D[r] @ xs[r][:m * n].reshape(m, n)).ravel()
-            if skip:
-                b_in += b_out
-            bs_in[r] = b_out = b_in
-        Z = np.stack(zs_in).reshape(R, B, n)
-        G = np.matmul(D.transpose(0, 2, 1), Z).reshape(R, m * n)
+            Ds[r] = D = S1[r, ...] * b
+            b_in = D @ W[r, ...]
+            bs[r] = b = b_in + b if skip else b_in
+        D = _stack(Ds)
+        bs_in = xp.reshape(_stack(bs), (R, B * n))  # b_{r-1} = vec(...), row r
+        Z = xp.reshape(_stack(zs_in), (R, B, n))
+        G = xp.reshape(xp.matmul(D.mT, Z), (R, m * n))
         if self.bias:
-            G = np.concatenate([G, D.sum(axis=1)], axis=1)
-        return bs_in, list(G)
+            G = xp.concat([G, xp.sum(D, axis=1)], axis=1)
+        return [bs_in[r, ...] for r in range(R)], [G[r, ...] for r in range(R)]
 
     def stack_key(self):
         # Only the classes whose output map the builder below knows; a
@@ -586,32 +705,33 @@ class Dense(AffineLayer):
         :math:`J_x[(i,k),(k,j)] = σ'_{ik} Z_{ij}`, :math:`J_x[(i,k), c_k] = σ'_{ik}`,
         :math:`Λ_i = \mathrm{diag}(b_i ⊙ σ''_i)`, :math:`D = b ⊙ σ'`; the
         curvature blocks come from :func:`_stacked_curvature`.  Shapes as in
-        :meth:`AffineLayer.stacked_blocks`.
+        :meth:`AffineLayer.stacked_blocks`.  Every Kronecker delta of these
+        patterns (same sample, same unit) is an identity matrix broadcast
+        against the values.
         """
         R, m, n = len(xs), self.n_out, self.n_in
-        mn, p = m * n, self.n_params
-        Xs = np.stack(xs)
-        W = Xs[:, :mn].reshape(R, m, n)
-        Z = np.stack(zs_in).reshape(R, -1, n)
+        mn = m * n
+        W, c = self._stacked_params(xs)
+        Z = xp.reshape(_stack(zs_in), (R, -1, n))
         B = Z.shape[1]
-        U = np.matmul(Z, W.transpose(0, 2, 1))
+        U = xp.matmul(Z, W.mT)
         if self.bias:
-            U += Xs[:, None, mn:]
-        b = np.stack(bs_out).reshape(R, B, m)
+            U = U + c[:, None, :]
+        b = xp.reshape(_stack(bs_out), (R, B, m))
         s1 = self.activation.df(U)
-        ii, kk = np.arange(B), np.arange(m)
-        Lam = np.zeros((R, B, m, m))
-        Lam[:, :, kk, kk] = b * self.activation.d2f(U)
-        # Jz: diag(σ'_i) W on the diagonal blocks (sample i to sample i)
-        Jz = np.zeros((R, B, m, B, n))
-        Jz[:, ii, :, ii, :] = (s1[..., None] * W[:, None]).transpose(1, 0, 2, 3)
-        Jz = Jz.reshape(R, B * m, B * n)
-        Jz += self._skip_matrix(B)  # the identity of a residual skip, else 0
-        # Jx: unit k of sample i sees only row k of W (and bias c_k)
-        Jx = np.zeros((R, B * m, p))
-        _view(Jx[:, :, :mn], (R, B, m, m, n))[:, :, kk, kk, :] = s1[..., None] * Z[:, :, None, :]
+        eye_m, eye_B = _eye(m, W), _eye(B, W)
+        Lam = (b * self.activation.d2f(U))[..., None] * eye_m  # diag(b_i ⊙ σ''_i)
+        # Jz: diag(σ'_i) W on the diagonal blocks (sample i to sample i'),
+        # [r, i, k, i', h] = δ_ii' σ'_ik W_kh
+        Jz = eye_B[:, None, :, None] * (s1[..., None] * W[:, None, :, :])[:, :, :, None, :]
+        Jz = xp.reshape(Jz, (R, B * m, B * n)) + self._skip_matrix(B, W)  # I of a residual skip
+        # Jx: unit k of sample i sees only row k of W (and bias c_k),
+        # [r, i, k, l, j] = δ_kl σ'_ik Z_ij
+        Jx = eye_m[:, :, None] * (s1[..., None] * Z[:, :, None, :])[:, :, :, None, :]
+        Jx = xp.reshape(Jx, (R, B * m, mn))
         if self.bias:
-            _view(Jx[:, :, mn:], (R, B, m, m))[:, :, kk, kk] = s1
+            Jc = xp.reshape(s1[..., None] * eye_m, (R, B * m, m))
+            Jx = xp.concat([Jx, Jc], axis=2)
         return (Jz, Jx) + _stacked_curvature(W, Z, b * s1, Lam, self.bias)
 
 
@@ -634,10 +754,10 @@ class Residual(Dense):
         return Z + self.activation.f(U)
 
     def _skip(self, vec):
-        return np.asarray(vec)
+        return _as_array(vec, "vec")
 
-    def _skip_matrix(self, B):
-        return np.eye(B * self.n_in)
+    def _skip_matrix(self, B, like):
+        return _eye(B * self.n_in, like)
 
 
 class LossHead(AffineLayer):
@@ -659,15 +779,28 @@ class LossHead(AffineLayer):
     def out_dim(self, batch):
         return 1
 
-    def bind(self, y):
-        """Return a copy of this head holding the validated targets ``y``."""
+    def bind(self, y, dtype=None):
+        """Return a copy of this head holding the validated targets ``y``
+        (see :meth:`check_targets` for ``dtype``)."""
         bound = object.__new__(type(self))
         bound.__dict__.update(self.__dict__)
-        bound.y = self.check_targets(y)
+        bound.y = self.check_targets(y, dtype=dtype)
         return bound
 
-    def check_targets(self, y, batch=None):
-        """Validate and return a read-only copy of the targets."""
+    def check_targets(self, y, batch=None, dtype=None):
+        """Validate and return a read-only copy of the targets, an array of
+        the active backend.
+
+        Parameters
+        ----------
+        y : array
+            The targets.
+        batch : int, optional
+            The batch size they must match.
+        dtype : dtype, optional
+            The working precision (the parameters' dtype): floating targets
+            must have it (no silent precision change).  ``None``: any.
+        """
         raise NotImplementedError
 
     def logits(self, x, z_in):
@@ -687,7 +820,7 @@ class LossHead(AffineLayer):
 
     def loss_terms(self, U):
         """Return ``(loss, grad, hess_blocks)`` of the loss in the logits:
-        a float, shape (B, n_out) and (B, n_out, n_out)."""
+        a 0-d array, shape (B, n_out) and (B, n_out, n_out)."""
         raise NotImplementedError
 
     def _loss_hvp(self, U, dU):
@@ -695,13 +828,13 @@ class LossHead(AffineLayer):
         raise NotImplementedError
 
     def _beta(self, b_out):
-        b_out = np.asarray(b_out)
-        if b_out.size != 1:
+        b_out = _as_array(b_out, "b_out")
+        if math.prod(b_out.shape) != 1:
             raise ValueError(f"b_out: expected shape (1,) for a loss head, got {b_out.shape}")
-        return b_out.reshape(())
+        return xp.reshape(b_out, ())
 
     def _output(self, U, Z):
-        return np.array([self.loss_terms(U)[0]])
+        return xp.reshape(self.loss_terms(U)[0], (1,))
 
     def _delta(self, U, b_out):
         return self._beta(b_out) * self.loss_terms(U)[1]
@@ -713,10 +846,10 @@ class LossHead(AffineLayer):
         return self._beta(b_out) * self.loss_terms(U)[2]
 
     def _out_jvp(self, U, dU):
-        return np.array([np.sum(self.loss_terms(U)[1] * dU)])
+        return xp.reshape(xp.sum(self.loss_terms(U)[1] * dU), (1,))
 
     def _out_jacobian(self, U):
-        return self.loss_terms(U)[1].reshape(1, -1)
+        return xp.reshape(self.loss_terms(U)[1], (1, -1))
 
     def stack_key(self):
         if type(self) not in (SoftmaxCrossEntropy, SquaredError):
@@ -736,19 +869,18 @@ class LossHead(AffineLayer):
         W, _ = self.unpack(x)
         _, grad, hess = self.loss_terms(self._affine(x, Z))
         beta = self._beta(b_out)
-        Jz = (grad @ W).reshape(1, 1, -1)
-        Jx = (grad.T @ Z).ravel()
+        Jz = xp.reshape(grad @ W, (1, 1, -1))
+        Jx = xp.reshape(grad.T @ Z, (-1,))
         if self.bias:
-            Jx = np.concatenate([Jx, grad.sum(axis=0)])
-        curv = _stacked_curvature(W[None], Z[None], (beta * grad)[None], (beta * hess)[None], self.bias)
-        return (Jz, Jx.reshape(1, 1, -1)) + curv
+            Jx = xp.concat([Jx, xp.sum(grad, axis=0)])
+        curv = _stacked_curvature(W[None, ...], Z[None, ...], (beta * grad)[None, ...], (beta * hess)[None, ...], self.bias)
+        return (Jz, xp.reshape(Jx, (1, 1, -1))) + curv
 
 
 def _others(p):
     r""":math:`\sum_{j \ne k} p_{ij}` for every ``(i, k)``, summed directly:
     ``1 - p`` or ``p.sum() - p`` cancel when :math:`p_{ik} \to 1`."""
-    C = p.shape[1]
-    return p @ (1.0 - np.eye(C, dtype=p.dtype))
+    return p @ (1.0 - _eye(p.shape[1], p))
 
 
 class SoftmaxCrossEntropy(LossHead):
@@ -790,37 +922,43 @@ class SoftmaxCrossEntropy(LossHead):
     def __repr__(self):
         return f"SoftmaxCrossEntropy({self.n_in}, {self.n_out}, bias={self.bias})"
 
-    def check_targets(self, y, batch=None):
-        y = np.asarray(y)
+    def check_targets(self, y, batch=None, dtype=None):
+        be = get_backend()
+        y = be.asarray(y, "y")
         if y.ndim != 1 or (batch is not None and y.shape[0] != batch):
             want = f"({batch},)" if batch is not None else "(B,)"
             raise ValueError(f"y: expected integer labels of shape {want}, got shape {y.shape}")
-        if not np.issubdtype(y.dtype, np.integer):
+        if not xp.isdtype(y.dtype, "integral"):
             raise TypeError(f"y: expected integer class labels, got dtype {y.dtype}")
-        if y.size and (y.min() < 0 or y.max() >= self.n_out):
-            bad = y[(y < 0) | (y >= self.n_out)][0]
+        if y.shape[0] and (int(xp.min(y)) < 0 or int(xp.max(y)) >= self.n_out):
+            bad = (y < 0) | (y >= self.n_out)
+            # argmax finds the first offending label (the standard has no
+            # boolean-mask indexing without data-dependent shapes)
+            first = int(xp.argmax(xp.astype(bad, xp.int8)))
             raise ValueError(
-                f"y: labels must lie in [0, {self.n_out}), got {int(bad)}"
+                f"y: labels must lie in [0, {self.n_out}), got {int(y[first])}"
             )
-        y = y.astype(np.intp, copy=True)
-        y.flags.writeable = False
-        return y
+        return be.read_only(xp.asarray(y, copy=True))
 
     def _probs(self, U):
-        shifted = U - U.max(axis=1, keepdims=True)
-        e = np.exp(shifted)
-        return e / e.sum(axis=1, keepdims=True), shifted
+        shifted = U - xp.max(U, axis=1, keepdims=True)
+        e = xp.exp(shifted)
+        return e / xp.sum(e, axis=1, keepdims=True), shifted
+
+    def _one_hot(self, U):
+        """The labels as a boolean mask of shape (B, C): ``Y[i, k] = (y_i == k)``."""
+        y = self._targets(U)
+        classes = xp.arange(U.shape[1], dtype=y.dtype, device=y.device)
+        return y[:, None] == classes[None, :]
 
     def loss_terms(self, U):
-        y = self._targets(U)
+        Y = self._one_hot(U)
         B = U.shape[0]
         p, shifted = self._probs(U)
-        rows = np.arange(B)
-        logsumexp = np.log(np.exp(shifted).sum(axis=1))
-        loss = np.mean(logsumexp - shifted[rows, y])
-        grad = p.copy()
-        grad[rows, y] = -_others(p)[rows, y]  # p_y - 1, without cancellation
-        grad /= B
+        logsumexp = xp.log(xp.sum(xp.exp(shifted), axis=1))
+        shifted_y = xp.sum(xp.where(Y, shifted, xp.zeros_like(shifted)), axis=1)  # u_{i y_i} - max_k u_ik
+        loss = xp.mean(logsumexp - shifted_y)
+        grad = xp.where(Y, -_others(p), p) / B  # p_y - 1 without cancellation
         return loss, grad, self._softmax_hessian(p) / B
 
     @staticmethod
@@ -832,17 +970,17 @@ class SoftmaxCrossEntropy(LossHead):
         (:math:`p_k \to 1`) the difference ``p - p*p`` cancels and loses
         relative accuracy, the sum of the other probabilities does not.
         """
-        hess = -p[:, :, None] * p[:, None, :]
-        k = np.arange(p.shape[1])
-        hess[:, k, k] = p * _others(p)
-        return hess
+        C = p.shape[1]
+        k = xp.arange(C, device=p.device)
+        diagonal = k[:, None] == k[None, :]  # (C, C) mask
+        return xp.where(diagonal, (p * _others(p))[:, :, None], -p[:, :, None] * p[:, None, :])
 
     def _loss_hvp(self, U, dU):
         r""":math:`(∇^2 ℓ\, dU)_{ik} = \frac1B p_{ik} \sum_j p_{ij} (dU_{ik} - dU_{ij})`,
         the same product without the cancellation of ``p dU - p (p·dU)``."""
         p, _ = self._probs(U)
-        diff = dU[:, :, None] - dU[:, None, :]
-        return p * np.einsum("bj,bkj->bk", p, diff) / U.shape[0]
+        diff = dU[:, :, None] - dU[:, None, :]  # [i, k, j]
+        return p * xp.sum(p[:, None, :] * diff, axis=2) / U.shape[0]
 
 
 class SquaredError(LossHead):
@@ -868,26 +1006,31 @@ class SquaredError(LossHead):
     def __repr__(self):
         return f"SquaredError({self.n_in}, {self.n_out}, bias={self.bias})"
 
-    def check_targets(self, y, batch=None):
-        y = np.asarray(y)
+    def check_targets(self, y, batch=None, dtype=None):
+        be = get_backend()
+        y = be.asarray(y, "y")
         if y.ndim != 2 or y.shape[1] != self.n_out or (batch is not None and y.shape[0] != batch):
             want = f"({batch if batch is not None else 'B'}, {self.n_out})"
             raise ValueError(f"y: expected float targets of shape {want}, got shape {y.shape}")
-        if not np.issubdtype(y.dtype, np.floating):
+        if not xp.isdtype(y.dtype, "real floating"):
             raise TypeError(f"y: expected floating-point targets, got dtype {y.dtype}")
-        if not np.all(np.isfinite(y)):
+        if dtype is not None and y.dtype != dtype:
+            raise TypeError(
+                f"y: the targets have dtype {y.dtype} but the parameters {dtype}; "
+                f"convert one explicitly (the precision never changes silently)"
+            )
+        if not bool(xp.all(xp.isfinite(y))):
             raise ValueError("y: targets must be finite, got NaN or inf")
-        y = y.astype(np.float64, copy=True)
-        y.flags.writeable = False
-        return y
+        return be.read_only(xp.asarray(y, copy=True))
 
     def _scale(self, U):
-        return 2.0 / U.size
+        return 2.0 / (U.shape[0] * U.shape[1])
 
     def loss_terms(self, U):
         r = U - self._targets(U)
-        loss = np.mean(r * r)
-        hess = np.broadcast_to(self._scale(U) * np.eye(self.n_out), (U.shape[0], self.n_out, self.n_out))
+        loss = xp.mean(r * r)
+        m = self.n_out
+        hess = xp.broadcast_to(self._scale(U) * _eye(m, U), (U.shape[0], m, m))
         return loss, self._scale(U) * r, hess
 
     def _loss_hvp(self, U, dU):

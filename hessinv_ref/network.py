@@ -13,20 +13,71 @@ Parameters are handled in two equivalent forms:
   ``W.ravel()`` (row-major) then bias, in layer order.
 
 Every function that takes ``params`` also accepts ``theta``.
+
+Arrays and precision
+--------------------
+Every array belongs to the active backend (:mod:`hessinv_ref.backend`):
+``params``, ``X``, ``y`` and every vector must be arrays of that backend (or
+Python lists and numbers); an array of another library or device raises
+``TypeError``/``ValueError`` naming the argument instead of being copied
+behind the caller's back.  :meth:`Network.init` draws on the host with
+NumPy's generator (the Array API has none) and moves the result once,
+explicitly.
+
+The *working precision* is the parameters' dtype: ``float64`` (the
+default) or ``float32``, the same for every layer (mixed dtypes raise
+``TypeError``).  Everything else follows it, and the precision never
+changes silently:
+
+* ``X`` may be integer or floating.  Integer ``X`` is cast to the working
+  dtype; floating ``X`` of another precision raises ``TypeError`` naming
+  ``X``, its dtype and the parameters' dtype.
+* Floating targets ``y`` of a squared-error head follow the same rule
+  (integer class labels of a softmax head are labels, not numbers).
+* Parameter-space vectors (``v``, a right-hand side) follow it too, through
+  :meth:`Network.check_vector` with the working ``dtype``.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import itertools
+import math
+import numbers
 
+from .backend import check_dtype, from_numpy, get_backend, to_numpy, xp
 from .layers import Layer
 
 __all__ = ["Network"]
 
+_FLOATS = ("float32", "float64")
+
 
 def _check_finite(name, a):
-    if not np.all(np.isfinite(a)):
+    if not bool(xp.all(xp.isfinite(a))):
         raise ValueError(f"{name}: expected finite values, got NaN or inf")
+
+
+def _is_real(dtype):
+    return xp.isdtype(dtype, ("integral", "real floating"))
+
+
+def _is_working_float(dtype):
+    """float32 or float64: the precisions the library computes in."""
+    return any(dtype == getattr(xp, name) for name in _FLOATS)
+
+
+def _cast_to_working(name, a, dtype):
+    """``a`` (a validated real array) in the working ``dtype``: integers are
+    cast, floating arrays must already have it (no silent precision change)."""
+    if dtype is None or a.dtype == dtype:
+        return a
+    if xp.isdtype(a.dtype, "integral"):
+        return xp.astype(a, dtype)
+    raise TypeError(
+        f"{name}: got dtype {a.dtype}, but the parameters' dtype (the working "
+        f"precision) is {dtype}; convert it explicitly (the precision never "
+        f"changes silently)"
+    )
 
 
 class Network:
@@ -108,7 +159,7 @@ class Network:
 
     def activation_sizes(self, batch):
         """``(a_0, a_1, ..., a_L)`` for a batch of ``batch`` samples (``a_L = 1``)."""
-        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+        if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1:
             raise ValueError(f"batch: expected a positive int, got {batch!r}")
         sizes = [batch * self.n_in]
         sizes += [layer.out_dim(batch) for layer in self.layers]
@@ -120,8 +171,9 @@ class Network:
         return [(layer.n_params, a[l]) for l, layer in enumerate(self.layers, start=1)]
 
     def offsets(self):
-        """Start of each layer's block in ``theta``, length ``L + 1``."""
-        return np.concatenate([[0], np.cumsum(self.param_sizes)]).astype(int)
+        """Start of each layer's block in ``theta``, length ``L + 1``: a
+        tuple of Python ints (bookkeeping, not an array)."""
+        return tuple(itertools.accumulate(self.param_sizes, initial=0))
 
     def __repr__(self):
         inner = ",\n    ".join(repr(layer) for layer in self.layers)
@@ -129,7 +181,7 @@ class Network:
 
     # -- parameters -------------------------------------------------------------
 
-    def init(self, seed=0, scale=1.0):
+    def init(self, seed=0, scale=1.0, dtype="float64"):
         """Draw parameters as ``torch.nn.Linear`` does.
 
         Parameters
@@ -140,24 +192,38 @@ class Network:
             Multiplies every bound (``1`` is PyTorch's default).  Deep tanh
             chains need ``scale`` around 1.5-2 for the curvature to be
             more than ``εI`` at the far end.
+        dtype : {"float64", "float32"}
+            The working precision of the parameters.
 
         Returns
         -------
         list of dict
-            One ``{"weight", "bias"}`` dict per layer.
+            One ``{"weight", "bias"}`` dict per layer, arrays of the active
+            backend in ``dtype``.
+
+        Notes
+        -----
+        The draws come from NumPy's generator on the host, in float64,
+        whatever the backend and ``dtype`` (the Array API has no random
+        number generator): the stream is the one PyTorch's layout and every
+        golden file expect.  The whole parameter vector is then rounded to
+        ``dtype`` and moved to the backend once, explicitly
+        (:func:`~hessinv_ref.backend.from_numpy`).
         """
-        if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)):
+        import numpy as np  # the host RNG only; no math happens here
+
+        if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
             raise TypeError(f"scale: expected a positive number, got {type(scale).__name__}")
-        if not (np.isfinite(scale) and scale > 0):
+        if not (math.isfinite(scale) and scale > 0):
             raise ValueError(f"scale: expected a finite number > 0, got {scale}")
+        dtype = check_dtype(dtype)
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        return self.unflatten(
-            np.concatenate([layer.init(rng, scale=scale) for layer in self.layers])
-        )
+        host = np.concatenate([to_numpy(layer.init(rng, scale=scale)) for layer in self.layers])
+        return self.unflatten(from_numpy(host.astype(dtype)))
 
     def flatten(self, params):
-        """Concatenate per-layer dicts into ``theta`` of shape (P,)."""
-        return np.concatenate(self.layer_vectors(params))
+        """Concatenate per-layer dicts into ``theta`` of shape (P,) (a new array)."""
+        return xp.concat(self.layer_vectors(params))
 
     def unflatten(self, theta):
         """Split ``theta`` (P,) into one ``{"weight", "bias"}`` dict per layer (copies)."""
@@ -169,9 +235,9 @@ class Network:
                     f"so its parameters exist only as the flat vector theta"
                 )
             W, c = layer.unpack(x)
-            d = {"weight": W.copy()}
+            d = {"weight": xp.asarray(W, copy=True)}
             if c is not None:
-                d["bias"] = c.copy()
+                d["bias"] = xp.asarray(c, copy=True)
             out.append(d)
         return out
 
@@ -179,23 +245,12 @@ class Network:
         """Validate ``params`` or ``theta`` and return the per-layer ``x_l`` list.
 
         The vectors are read-only copies, so no later computation can write
-        into the caller's arrays.
+        into the caller's arrays.  They are real floating arrays of one
+        dtype, float32 or float64: the working precision
+        (:meth:`working_dtype`).
         """
-        if isinstance(params, np.ndarray) or (
-            not isinstance(params, (list, tuple)) and hasattr(params, "shape")
-        ):
-            theta = np.asarray(params)
-            if theta.shape != (self.n_params,):
-                raise ValueError(
-                    f"params: expected a flat vector of shape ({self.n_params},) "
-                    f"or a list of {self.depth} dicts, got an array of shape {theta.shape}"
-                )
-            if not np.issubdtype(theta.dtype, np.floating):
-                raise TypeError(f"params: expected a floating-point array, got dtype {theta.dtype}")
-            _check_finite("params", theta)
-            o = self.offsets()
-            xs = [theta[o[l]:o[l + 1]].copy() for l in range(self.depth)]
-        elif isinstance(params, (list, tuple)):
+        be = get_backend()
+        if isinstance(params, (list, tuple)):
             if len(params) != self.depth:
                 raise ValueError(
                     f"params: expected {self.depth} per-layer dicts, got {len(params)}"
@@ -216,48 +271,94 @@ class Network:
                     raise ValueError(f"params[{l}]: unexpected keys {sorted(extra)}")
                 try:
                     x = layer.pack(p["weight"], p.get("bias"))
-                except ValueError as err:
-                    raise ValueError(f"params[{l}] ({layer!r}): {err}") from None
-                if not np.issubdtype(x.dtype, np.floating):
+                except (ValueError, TypeError) as err:
+                    raise type(err)(f"params[{l}] ({layer!r}): {err}") from None
+                if not xp.isdtype(x.dtype, "real floating"):
                     raise TypeError(f"params[{l}]: expected floating-point arrays, got dtype {x.dtype}")
+                if not _is_working_float(x.dtype):
+                    raise TypeError(f"params[{l}]: expected float32 or float64 arrays, got dtype {x.dtype}")
+                if xs and x.dtype != xs[0].dtype:
+                    raise TypeError(
+                        f"params[{l}]: dtype {x.dtype} differs from params[0]'s {xs[0].dtype}; "
+                        f"every layer must have the same working precision"
+                    )
                 _check_finite(f"params[{l}]", x)
-                xs.append(x)
-        else:
+                # the built-in pack copies already; a user layer's might not
+                xs.append(xp.asarray(x, copy=True))
+        elif isinstance(params, (str, bytes, dict)) or not hasattr(params, "shape") and not be.is_array(params):
             raise TypeError(
                 f"params: expected a list of per-layer dicts or a flat array, got {type(params).__name__}"
             )
-        for x in xs:
-            x.flags.writeable = False
-        return xs
+        else:
+            theta = be.asarray(params, "params")
+            if theta.shape != (self.n_params,):
+                raise ValueError(
+                    f"params: expected a flat vector of shape ({self.n_params},) "
+                    f"or a list of {self.depth} dicts, got an array of shape {theta.shape}"
+                )
+            if not xp.isdtype(theta.dtype, "real floating"):
+                raise TypeError(f"params: expected a floating-point array, got dtype {theta.dtype}")
+            if not _is_working_float(theta.dtype):
+                raise TypeError(f"params: expected a float32 or float64 array, got dtype {theta.dtype}")
+            _check_finite("params", theta)
+            # one private copy, then read-only slices of it (no copy per layer)
+            theta, o = xp.asarray(theta, copy=True), self.offsets()
+            xs = [theta[o[l]:o[l + 1]] for l in range(self.depth)]
+        return [be.read_only(x) for x in xs]
 
-    def check_inputs(self, X, y):
-        """Validate ``X`` (B, n_in) and ``y``; return read-only ``(z_0, y)``."""
-        X = np.asarray(X)
+    @staticmethod
+    def working_dtype(xs):
+        """The working precision: the dtype of validated layer vectors ``xs``
+        (as :meth:`layer_vectors` returns them)."""
+        return xs[0].dtype
+
+    def check_inputs(self, X, y, dtype=None):
+        """Validate ``X`` (B, n_in) and ``y``; return read-only ``(z_0, y)``.
+
+        ``dtype`` is the working precision (the parameters' dtype; default
+        float64): integer ``X`` is cast to it, floating ``X`` (and floating
+        targets) of another precision raise ``TypeError``.  ``z_0`` is a
+        copy, flat, of shape (B n_in,).
+        """
+        be = get_backend()
+        if dtype is None:
+            dtype = be.dtype("float64")
+        X = be.asarray(X, "X")
         if X.ndim != 2 or X.shape[1] != self.n_in or X.shape[0] == 0:
             raise ValueError(
                 f"X: expected shape (B, {self.n_in}) with B >= 1, got {X.shape}"
             )
-        if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
+        if not _is_real(X.dtype):
             raise TypeError(f"X: expected a real array, got dtype {X.dtype}")
-        _check_finite("X", X)
-        z0 = X.astype(np.float64, copy=True).ravel()
-        z0.flags.writeable = False
-        return z0, self.head.check_targets(y, batch=X.shape[0])
+        if xp.isdtype(X.dtype, "real floating"):
+            _check_finite("X", X)
+        z0 = xp.reshape(_cast_to_working("X", X, dtype), (-1,))
+        # a copy of the caller's memory (astype and reshape may return it as is)
+        z0 = be.read_only(xp.asarray(z0, copy=True))
+        return z0, self.head.check_targets(y, batch=X.shape[0], dtype=dtype)
 
-    def check_vector(self, name, v):
-        """Validate a parameter-space vector (P,) or matrix (P, k)."""
-        v = np.asarray(v)
+    def check_vector(self, name, v, dtype=None):
+        """Validate a parameter-space vector (P,) or matrix (P, k).
+
+        With ``dtype`` (the working precision), integer arrays are cast to
+        it and floating arrays of another precision raise ``TypeError``;
+        without it, any real dtype is returned as is.  Not a copy when no
+        cast is needed: never write into the result.
+        """
+        v = get_backend().asarray(v, name)
         if v.ndim not in (1, 2) or v.shape[0] != self.n_params:
             raise ValueError(
                 f"{name}: expected shape ({self.n_params},) or ({self.n_params}, k), got {v.shape}"
             )
-        if not np.issubdtype(v.dtype, np.number) or np.issubdtype(v.dtype, np.complexfloating):
+        if not _is_real(v.dtype):
             raise TypeError(f"{name}: expected a real array, got dtype {v.dtype}")
-        _check_finite(name, v)
-        return v
+        if xp.isdtype(v.dtype, "real floating"):
+            _check_finite(name, v)
+        return _cast_to_working(name, v, dtype)
 
     def bound_layers(self, y):
-        """The layers with the head bound to targets ``y``."""
+        """The layers with the head bound to targets ``y`` (already
+        validated, e.g. by :meth:`check_inputs`)."""
         return self.layers[:-1] + (self.head.bind(y),)
 
     # -- passes -----------------------------------------------------------------
@@ -265,7 +366,7 @@ class Network:
     def forward(self, params, X, y):
         """Forward pass; returns the activations ``[z_0, ..., z_L]`` (flat)."""
         xs = self.layer_vectors(params)
-        z, y = self.check_inputs(X, y)
+        z, y = self.check_inputs(X, y, dtype=self.working_dtype(xs))
         zs = [z]
         for layer, x in zip(self.bound_layers(y), xs):
             zs.append(layer.forward(x, zs[-1]))

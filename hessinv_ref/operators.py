@@ -1,11 +1,14 @@
-r"""``scipy.sparse.linalg.LinearOperator`` wrappers for :math:`H` and
-:math:`(H + εI)^{-1}`, for use with SciPy's iterative solvers and
-eigensolvers."""
+r"""``LinearOperator`` wrappers for :math:`H` and :math:`(H + εI)^{-1}`, for
+use with SciPy's iterative solvers and eigensolvers (NumPy backend) or
+``cupyx.scipy.sparse.linalg``'s (CuPy).  The backend makes them
+(:meth:`~hessinv_ref.backend.Backend.linear_operator`); a backend without
+linear operators (``array_api_strict``) raises
+:class:`~hessinv_ref.backend.BackendNotSupportedError`."""
 
 from __future__ import annotations
 
 from .curvature import Curvature
-from .inverse import DEFAULT_METHOD, factorize_curvature
+from .inverse import factorize_curvature
 
 __all__ = ["hessian_operator", "inverse_operator"]
 
@@ -19,6 +22,7 @@ def hessian_operator(net, params, X, y, damping=0.0):
     return Curvature(net, params, X, y).operator(damping)
 
 
-def inverse_operator(net, params, X, y, *, damping, method=DEFAULT_METHOD):
-    r"""A ``LinearOperator`` for :math:`(H + εI)^{-1}`, factored once here."""
+def inverse_operator(net, params, X, y, *, damping, method=None):
+    r"""A ``LinearOperator`` for :math:`(H + εI)^{-1}`, factored once here
+    (``method=None``: :func:`~hessinv_ref.inverse.default_method`)."""
     return factorize_curvature(Curvature(net, params, X, y), damping, method).as_operator()

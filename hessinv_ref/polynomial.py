@@ -6,9 +6,11 @@ r"""The Hessian as a matrix polynomial in :math:`M^{-1}` (``math.md`` §4).
         + D_x^T M^{-T} P_{\downarrow}^T H_{xz}^T
         + D_x^T M^{-T} P_{\downarrow}^T H_{zz} P_{\downarrow} M^{-1} D_x
 
-:class:`HessianPolynomial` holds the per-layer blocks and exposes every factor
-as a ``scipy.sparse`` matrix for display, and applies the polynomial to
-vectors by block substitution, which is where the linear cost comes from.
+:class:`HessianPolynomial` holds the per-layer blocks and applies the
+polynomial to vectors by block substitution, which is where the linear cost
+comes from, on any array backend.  For display it also exposes every factor
+as a ``scipy.sparse`` matrix (NumPy backend only) or as a dense array (any
+backend).
 
 Index spaces (``L`` layers, ``a_l`` activation sizes, ``p_l`` parameter sizes):
 
@@ -20,16 +22,30 @@ Index spaces (``L`` layers, ``a_l`` activation sizes, ``p_l`` parameter sizes):
 from __future__ import annotations
 
 from functools import cached_property
+from itertools import accumulate
 
-import numpy as np
-import scipy.linalg
-import scipy.sparse as sp
+from .backend import BackendNotSupportedError, get_backend
 
 __all__ = ["HessianPolynomial"]
 
 
 def _offsets(sizes):
-    return np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    """``(0, s_1, s_1 + s_2, ...)``: block boundaries as Python ints."""
+    return tuple(accumulate(sizes, initial=0))
+
+
+def _sparse():
+    """``scipy.sparse``, for the display-only factors; NumPy backend only."""
+    be = get_backend()
+    if be.name != "numpy":
+        raise BackendNotSupportedError(
+            "the sparse factors of HessianPolynomial (scipy.sparse, for display)", be.name,
+            "use dense_factors() or to_dense() for display, matvec(), terms(), tangent(), "
+            "solve_M() or solve_MT() for products (every backend), or set_backend('numpy')",
+        )
+    import scipy.sparse as sp
+
+    return sp
 
 
 class HessianPolynomial:
@@ -49,17 +65,25 @@ class HessianPolynomial:
         ``(p_1..p_L)``.
     a : tuple of int
         ``(a_0..a_L)``: note ``a[0]``, the input, so ``t_l`` has length ``a[l]``.
-    x_offsets, t_offsets, in_offsets : ndarray of int
+    x_offsets, t_offsets, in_offsets : tuple of int
         Block boundaries, length ``L + 1``: layer ``l``'s slice of ``x`` is
         ``x_offsets[l-1]:x_offsets[l]``, of ``t`` and ``λ`` ``t_offsets[l-1]:t_offsets[l]``,
         of the layer-input space (``z_{l-1}``) ``in_offsets[l-1]:in_offsets[l]``.
+    dtype : dtype
+        The blocks' dtype; vectors are cast to it.
 
-    The sparse factors are built on first access and cached.
+    The sparse factors (``M``, ``Dx``, ``P_down``, ``Hxx``, ``Hxz``,
+    ``Hzz``) are for display, built on first access and cached; they need
+    the NumPy backend and raise
+    :class:`~hessinv_ref.backend.BackendNotSupportedError` elsewhere.
+    :meth:`dense_factors` and :meth:`to_dense` give the same matrices dense,
+    on every backend.
     """
 
     def __init__(self, blocks):
         self.blocks = tuple(blocks)
         self.L = len(self.blocks)
+        self.dtype = self.blocks[0].Hxx.dtype
         self.p = tuple(blk.Jx.shape[1] for blk in self.blocks)
         self.a = (self.blocks[0].Jz.shape[1],) + tuple(blk.Jz.shape[0] for blk in self.blocks)
         self.x_offsets = _offsets(self.p)
@@ -69,13 +93,19 @@ class HessianPolynomial:
     @property
     def P(self):
         """Number of parameters ``P = Σ p_l``."""
-        return int(self.x_offsets[-1])
+        return self.x_offsets[-1]
 
     def _check(self, name, v, n):
-        v = np.asarray(v, dtype=np.float64)
+        """``v`` as an array of the active backend in :attr:`dtype`, of shape
+        (n,) or (n, k)."""
+        v = get_backend().asarray(v, name, dtype=self.dtype)
         if v.ndim not in (1, 2) or v.shape[0] != n:
             raise ValueError(f"{name}: expected shape ({n},) or ({n}, k), got {v.shape}")
         return v
+
+    def _zeros(self, n, like):
+        """Zeros of shape (n,) + like.shape[1:], like ``like``."""
+        return get_backend().xp.zeros((n,) + tuple(like.shape[1:]), dtype=like.dtype, device=like.device)
 
     # -- the factors as sparse matrices --------------------------------------
 
@@ -83,6 +113,7 @@ class HessianPolynomial:
     def M(self):
         r"""Block unit-lower-bidiagonal :math:`M`, shape (A, A):
         identity blocks on the diagonal, :math:`-J_{z,l}` at block (l, l-1)."""
+        sp = _sparse()
         L = self.L
         grid = [[None] * L for _ in range(L)]
         for l in range(1, L + 1):
@@ -94,12 +125,13 @@ class HessianPolynomial:
     @cached_property
     def Dx(self):
         r""":math:`D_x = \mathrm{blockdiag}(J_{x,1}..J_{x,L})`, shape (A, P)."""
-        return sp.block_diag([blk.Jx for blk in self.blocks], format="csr")
+        return _sparse().block_diag([blk.Jx for blk in self.blocks], format="csr")
 
     @cached_property
     def P_down(self):
         r"""Block down-shift :math:`(P_{\downarrow} t)_l = t_{l-1}`, :math:`t_0 = 0`;
         shape (A_in, A)."""
+        sp = _sparse()
         L = self.L
         grid = [[None] * L for _ in range(L)]
         for l in range(1, L + 1):
@@ -112,17 +144,17 @@ class HessianPolynomial:
     @cached_property
     def Hxx(self):
         r""":math:`\mathrm{blockdiag}(H_{xx,l})`, shape (P, P)."""
-        return sp.block_diag([blk.Hxx for blk in self.blocks], format="csr")
+        return _sparse().block_diag([blk.Hxx for blk in self.blocks], format="csr")
 
     @cached_property
     def Hxz(self):
         r""":math:`\mathrm{blockdiag}(H_{xz,l})`, shape (P, A_in)."""
-        return sp.block_diag([blk.Hxz for blk in self.blocks], format="csr")
+        return _sparse().block_diag([blk.Hxz for blk in self.blocks], format="csr")
 
     @cached_property
     def Hzz(self):
         r""":math:`\mathrm{blockdiag}(H_{zz,l})`, shape (A_in, A_in)."""
-        return sp.block_diag([blk.Hzz for blk in self.blocks], format="csr")
+        return _sparse().block_diag([blk.Hzz for blk in self.blocks], format="csr")
 
     # -- block substitution ----------------------------------------------------
 
@@ -130,20 +162,24 @@ class HessianPolynomial:
         r"""Forward substitution :math:`t = M^{-1} u`: :math:`t_l = u_l + J_{z,l} t_{l-1}`.
 
         ``u`` of shape (A,) or (A, k).  This *is* a forward pass."""
-        t = self._check("u", u, self.t_offsets[-1]).copy()
+        u = self._check("u", u, self.t_offsets[-1])
         o = self.t_offsets
+        # `...`: u is (A,) or (A, k), and the Array API wants an index per axis
+        t = [u[o[0]:o[1], ...]]  # t_1 = u_1 (t_0 = 0)
         for l in range(2, self.L + 1):
-            t[o[l - 1]:o[l]] += self.blocks[l - 1].Jz @ t[o[l - 2]:o[l - 1]]
-        return t
+            t.append(u[o[l - 1]:o[l], ...] + self.blocks[l - 1].Jz @ t[-1])
+        return get_backend().xp.concat(t)
 
     def solve_MT(self, r):
         r"""Backward substitution :math:`λ = M^{-T} r`:
         :math:`λ_l = r_l + J_{z,l+1}^T λ_{l+1}`.  This *is* a backward pass."""
-        lam = self._check("r", r, self.t_offsets[-1]).copy()
-        o = self.t_offsets
-        for l in range(self.L - 1, 0, -1):
-            lam[o[l - 1]:o[l]] += self.blocks[l].Jz.T @ lam[o[l]:o[l + 1]]
-        return lam
+        r = self._check("r", r, self.t_offsets[-1])
+        o, L = self.t_offsets, self.L
+        lam = [None] * L
+        lam[L - 1] = r[o[L - 1]:o[L], ...]  # λ_L = r_L
+        for l in range(L - 1, 0, -1):
+            lam[l - 1] = r[o[l - 1]:o[l], ...] + self.blocks[l].Jz.T @ lam[l]
+        return get_backend().xp.concat(lam)
 
     def _apply_blockdiag(self, name, v, col_off, transpose=False):
         """Apply ``blockdiag(blk.<name>)`` (or its transpose) to ``v``."""
@@ -151,18 +187,16 @@ class HessianPolynomial:
         for l, blk in enumerate(self.blocks):
             m = getattr(blk, name)
             m = m.T if transpose else m
-            out.append(m @ v[col_off[l]:col_off[l + 1]])
-        return np.concatenate(out)
+            out.append(m @ v[col_off[l]:col_off[l + 1], ...])
+        return get_backend().xp.concat(out)
 
     def _down(self, t):
         """:math:`P_{\\downarrow} t`: prepend ``t_0 = 0``, drop ``t_L``."""
-        zeros = np.zeros((self.a[0],) + t.shape[1:])
-        return np.concatenate([zeros, t[: self.t_offsets[-2]]])
+        return get_backend().xp.concat([self._zeros(self.a[0], t), t[: self.t_offsets[-2], ...]])
 
     def _up(self, w):
         """:math:`P_{\\downarrow}^T w`: drop the ``z_0`` slot, append ``0`` for ``t_L``."""
-        zeros = np.zeros((self.a[-1],) + w.shape[1:])
-        return np.concatenate([w[self.a[0]:], zeros])
+        return get_backend().xp.concat([w[self.a[0]:, ...], self._zeros(self.a[-1], w)])
 
     def tangent(self, v):
         """:math:`t = M^{-1} D_x v`, the R-forward pass."""
@@ -190,13 +224,43 @@ class HessianPolynomial:
 
     def matvec(self, v):
         """:math:`Hv` by the polynomial, ``v`` of shape (P,) or (P, k)."""
-        return sum(self.terms(v))
+        hxx, hxz_t, hxz_T_v, hzz_t = self.terms(v)
+        return hxx + hxz_t + hxz_T_v + hzz_t
+
+    def dense_factors(self):
+        r"""The six factors as dense arrays of the active backend (for display
+        and tests): ``(M, Dx, P_down, Hxx, Hxz, Hzz)``, the same matrices as
+        the sparse properties, built block by block on every backend."""
+        xp = get_backend().xp
+        dtype, device = self.dtype, self.blocks[0].Hxx.device
+        xo, to, io = self.x_offsets, self.t_offsets, self.in_offsets
+        A, A_in, P = to[-1], io[-1], self.P
+
+        def zeros(m, n):
+            return xp.zeros((m, n), dtype=dtype, device=device)
+
+        M, Dx, Pd = zeros(A, A), zeros(A, P), zeros(A_in, A)
+        Hxx, Hxz, Hzz = zeros(P, P), zeros(P, A_in), zeros(A_in, A_in)
+        for l in range(1, self.L + 1):
+            blk = self.blocks[l - 1]
+            x, t, z = slice(xo[l - 1], xo[l]), slice(to[l - 1], to[l]), slice(io[l - 1], io[l])
+            M[t, t] = xp.eye(self.a[l], dtype=dtype, device=device)
+            Dx[t, x] = blk.Jx
+            Hxx[x, x], Hxz[x, z], Hzz[z, z] = blk.Hxx, blk.Hxz, blk.Hzz
+            if l >= 2:
+                t_prev = slice(to[l - 2], to[l - 1])
+                M[t, t_prev] = -blk.Jz
+                Pd[z, t_prev] = xp.eye(self.a[l - 1], dtype=dtype, device=device)
+        return M, Dx, Pd, Hxx, Hxz, Hzz
 
     def to_dense(self):
         """The dense Hessian from the polynomial with dense factors (for display
-        and tests; ``O(A^2 P)`` memory)."""
-        M = self.M.toarray()
-        Dx, Pd = self.Dx.toarray(), self.P_down.toarray()
-        T = scipy.linalg.solve_triangular(M, Dx, lower=True, unit_diagonal=True)
-        cross = self.Hxz.toarray() @ Pd @ T
-        return self.Hxx.toarray() + cross + cross.T + T.T @ Pd.T @ self.Hzz.toarray() @ Pd @ T
+        and tests; ``O(A^2 P)`` memory), on the active backend.
+
+        :math:`T = M^{-1} D_x` by the block forward substitution of
+        :meth:`solve_M` (``M`` is unit lower triangular: no pivoting), then
+        the four terms of the polynomial."""
+        M, Dx, Pd, Hxx, Hxz, Hzz = self.dense_factors()
+        T = self.solve_M(Dx)
+        cross = Hxz @ Pd @ T
+        return Hxx + cross + cross.T + T.T @ Pd.T @ Hzz @ Pd @ T

@@ -11,13 +11,13 @@ r"""Pearlmutter's R-operator: the Hessian-vector product without any matrix.
     (Hv)_l &= J_{x,l}^T λ_l + H_{xz,l}\, t_{l-1} + H_{xx,l}\, v_l.
 
 Each product is a layer's ``jvp``, ``vjp`` or ``second_order`` call, so no
-Jacobian or curvature block is ever formed.
+Jacobian or curvature block is ever formed.  Everything runs on the active
+array backend, in the working precision (the parameters' dtype).
 """
 
 from __future__ import annotations
 
-import numpy as np
-
+from .backend import xp
 from .curvature import Curvature
 
 __all__ = ["hvp", "rop_hvp_cached", "polynomial_hvp"]
@@ -31,16 +31,18 @@ def hvp(net, params, X, y, v):
     Parameters
     ----------
     net : Network
-    params : list of dict or ndarray, shape (P,)
-    X : ndarray, shape (B, n_in)
-    y : ndarray
+    params : list of dict or array, shape (P,)
+    X : array, shape (B, n_in)
+    y : array
         Labels (B,) or targets (B, n_out), as the head requires.
-    v : ndarray, shape (P,) or (P, k)
+    v : array, shape (P,) or (P, k)
+        Integer, or floating in the parameters' dtype.
 
     Returns
     -------
-    ndarray, same shape as ``v``
-        :math:`H v`, with ``H`` the Hessian of the batch-mean loss.
+    array, same shape as ``v``
+        :math:`H v`, with ``H`` the Hessian of the batch-mean loss: an
+        array of the active backend in the parameters' dtype.
 
     Examples
     --------
@@ -58,33 +60,33 @@ def hvp(net, params, X, y, v):
 
 def rop_hvp_cached(curv, v):
     """:func:`hvp` on a :class:`~hessinv_ref.curvature.Curvature`'s cached passes."""
-    v = curv.net.check_vector("v", v)
+    v = curv.net.check_vector("v", v, dtype=curv.dtype)
     if v.ndim == 2:
-        out = np.empty(v.shape)
-        for j in range(v.shape[1]):
-            out[:, j] = _rop_hvp_1(curv, v[:, j])
-        return out
+        if v.shape[1] == 0:  # no columns: nothing to stack
+            return xp.zeros(v.shape, dtype=v.dtype, device=v.device)
+        # one R-operator pass per column, stacked as the columns of the result
+        return xp.stack([_rop_hvp_1(curv, v[:, j]) for j in range(v.shape[1])], axis=1)
     return _rop_hvp_1(curv, v)
 
 
 def _rop_hvp_1(curv, v):
     layers, xs, z, b = curv.layers, curv.xs, curv.z, curv.b
-    vs = curv.split(np.asarray(v, dtype=np.float64))
+    vs = curv.split(v)
     L = curv.depth
 
-    t = [np.zeros_like(z[0])]
+    t = [xp.zeros_like(z[0])]
     for l in range(1, L + 1):
         t.append(layers[l - 1].jvp(xs[l - 1], z[l - 1], t[l - 1], vs[l - 1]))
 
     Hv = [None] * L
-    lam = np.zeros(1)  # λ_L = 0: the loss itself has no curvature to pass back
+    lam = xp.zeros_like(b[L])  # λ_L = 0 (shape (1,)): the loss itself has no curvature to pass back
     for l in range(L, 0, -1):
         layer, x = layers[l - 1], xs[l - 1]
         Jz_T_lam, Jx_T_lam = layer.vjp(x, z[l - 1], lam)
         Hzz_t, Hxz_t = layer.second_order(x, z[l - 1], b[l], t[l - 1], vs[l - 1])
         Hv[l - 1] = Jx_T_lam + Hxz_t
         lam = Jz_T_lam + Hzz_t
-    return np.concatenate(Hv)
+    return xp.concat(Hv)
 
 
 def polynomial_hvp(net, params, X, y, v):
@@ -100,5 +102,5 @@ def polynomial_hvp(net, params, X, y, v):
     Same arguments and result as :func:`hvp`.
     """
     curv = Curvature(net, params, X, y)
-    v = net.check_vector("v", v)
+    v = net.check_vector("v", v, dtype=curv.dtype)
     return curv.polynomial().matvec(v)

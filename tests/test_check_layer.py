@@ -3,11 +3,18 @@
 Each broken layer below subclasses a built-in and corrupts exactly one method
 (or one term of one method); ``check_layer`` must fail on exactly the rows
 that depend on that method, and its message must name them.
+
+``check_layer`` calls the layer with arrays of the active backend, so the
+layers written here (the one from scratch and the broken ones) compute with
+the active namespace ``xp`` of :mod:`hessinv_ref.backend`, as a user's layer
+for the library must.
 """
 
 import numpy as np
 import pytest
 
+from _backend import ON_NUMPY, B, N, numpy_only
+from hessinv_ref.backend import xp
 from hessinv_ref import ACTIVATIONS, Dense, Network, Residual, SoftmaxCrossEntropy, SquaredError, hvp
 from hessinv_ref.testing.check import ROWS, LayerCheckReport, check_layer
 
@@ -49,7 +56,8 @@ def test_loss_head_with_given_targets_and_bound_head():
     y = np.array([0, 2, 1])
     report = check_layer(SoftmaxCrossEntropy(2, 3), y=y)
     assert report.batch == 3 and report.passed
-    bound = SquaredError(2, 2).bind(np.ones((4, 2)))
+    assert check_layer(SoftmaxCrossEntropy(2, 3), y=B(y)).passed  # or the backend's array
+    bound = SquaredError(2, 2).bind(B(np.ones((4, 2))))
     assert check_layer(bound).batch == 4
 
 
@@ -57,7 +65,9 @@ def test_loss_head_with_given_targets_and_bound_head():
 
 
 class Scale:
-    """``z_out = z_in * x`` per sample (elementwise gain), written from scratch."""
+    """``z_out = z_in * x`` per sample (elementwise gain), written from scratch
+    with the Array API (no ``kron``/``diag`` there: the block patterns are
+    products with identity matrices)."""
 
     is_loss = False
 
@@ -67,44 +77,56 @@ class Scale:
     def __repr__(self):
         return f"Scale({self.n_in})"
 
-    def _Z(self, z_in):
-        return np.asarray(z_in).reshape(-1, self.n_in)
+    def _Z(self, a):
+        return xp.reshape(a, (-1, self.n_in))
+
+    @staticmethod
+    def _flat(a):
+        return xp.reshape(a, (-1,))
+
+    def _eye(self, x):
+        return xp.eye(self.n_in, dtype=x.dtype, device=x.device)
 
     def forward(self, x, z_in):
-        return (self._Z(z_in) * x).ravel()
+        return self._flat(self._Z(z_in) * x)
 
     def vjp(self, x, z_in, b_out):
-        Bm = np.asarray(b_out).reshape(-1, self.n_in)
-        return (Bm * x).ravel(), (Bm * self._Z(z_in)).sum(axis=0)
+        Bm = self._Z(b_out)
+        return self._flat(Bm * x), xp.sum(Bm * self._Z(z_in), axis=0)
 
     def jvp(self, x, z_in, t_in, v):
-        return (np.asarray(t_in).reshape(-1, self.n_in) * x + self._Z(z_in) * v).ravel()
+        return self._flat(self._Z(t_in) * x + self._Z(z_in) * v)
 
     def second_order(self, x, z_in, b_out, t_in, v):
-        Bm = np.asarray(b_out).reshape(-1, self.n_in)
-        T = np.asarray(t_in).reshape(-1, self.n_in)
-        return (Bm * v).ravel(), (Bm * T).sum(axis=0)  # Hzz = 0, Hxx = 0
+        Bm, T = self._Z(b_out), self._Z(t_in)
+        return self._flat(Bm * v), xp.sum(Bm * T, axis=0)  # Hzz = 0, Hxx = 0
 
     def jacobians(self, x, z_in):
-        B = self._Z(z_in).shape[0]
-        Jz = np.kron(np.eye(B), np.diag(x))
-        Jx = np.vstack([np.diag(z) for z in self._Z(z_in)])
+        Z = self._Z(z_in)
+        a = Z.shape[0] * self.n_in
+        # Jz = I_B ⊗ diag(x): the identity with column (i, k) scaled by x_k
+        Jz = xp.eye(a, dtype=x.dtype, device=x.device) * self._flat(xp.broadcast_to(x, Z.shape))[None, :]
+        # Jx = [diag(z_1); ...; diag(z_B)]: row (i, k) holds Z[i, k] in column k
+        Jx = xp.reshape(Z[:, :, None] * self._eye(x)[None, ...], (a, self.n_in))
         return Jz, Jx
 
     def curvature(self, x, z_in, b_out):
-        Bm = np.asarray(b_out).reshape(-1, self.n_in)
-        a = Bm.size
-        Hxz = np.hstack([np.diag(b) for b in Bm])
-        return np.zeros((self.n_params, self.n_params)), Hxz, np.zeros((a, a))
+        Bm = self._Z(b_out)
+        a = Bm.shape[0] * self.n_in
+        # Hxz = [diag(b_1), ..., diag(b_B)]: row k holds Bm[i, k] in column (i, k)
+        Hxz = xp.reshape(self._eye(x)[:, None, :] * Bm[None, ...], (self.n_params, a))
+        zeros = xp.zeros((self.n_params, self.n_params), dtype=x.dtype, device=x.device)
+        return zeros, Hxz, xp.zeros((a, a), dtype=x.dtype, device=x.device)
 
 
 def test_a_layer_written_from_scratch_passes_and_works_in_a_network():
     check_layer(Scale(3), batch=3, seed=2)
     net = Network([Scale(2), Dense(2, 2), SoftmaxCrossEntropy(2, 2)])
-    theta = np.concatenate([np.array([0.5, -1.5]), Dense(2, 2).init(np.random.default_rng(0)),
-                            SoftmaxCrossEntropy(2, 2).init(np.random.default_rng(1))])
+    theta = np.concatenate([np.array([0.5, -1.5]), N(Dense(2, 2).init(np.random.default_rng(0))),
+                            N(SoftmaxCrossEntropy(2, 2).init(np.random.default_rng(1)))])
     v = np.ones(net.n_params)
-    assert hvp(net, theta, np.ones((2, 2)), np.array([0, 1]), v).shape == (net.n_params,)
+    Hv = hvp(net, B(theta), B(np.ones((2, 2))), B(np.array([0, 1])), B(v))
+    assert Hv.shape == (net.n_params,)
 
 
 # -- broken layers: one wrong term each -----------------------------------------------------
@@ -122,7 +144,7 @@ class CurvatureWithoutCross(Dense):
     """The bilinear cross term C dropped from the explicit Hxz."""
 
     def _C(self, D):
-        return np.zeros_like(super()._C(D))
+        return xp.zeros_like(super()._C(D))
 
 
 class SecondOrderWithoutCross(Dense):
@@ -130,7 +152,7 @@ class SecondOrderWithoutCross(Dense):
 
     def _cross(self, D, T, v):
         z, x = super()._cross(D, T, v)
-        return np.zeros_like(z), np.zeros_like(x)
+        return xp.zeros_like(z), xp.zeros_like(x)
 
 
 class WrongSignHzz(Residual):
@@ -142,14 +164,14 @@ class WrongSignHzz(Residual):
 class AsymmetricHxx(Dense):
     def curvature(self, x, z_in, b_out):
         Hxx, Hxz, Hzz = super().curvature(x, z_in, b_out)
-        return Hxx + 0.1 * np.triu(np.ones_like(Hxx), 1), Hxz, Hzz
+        return Hxx + 0.1 * xp.triu(xp.ones_like(Hxx), k=1), Hxz, Hzz
 
 
 class JvpWithoutTangent(Dense):
     """jvp forgets the ``Jz t_in`` term."""
 
     def jvp(self, x, z_in, t_in, v):
-        return super().jvp(x, z_in, np.zeros_like(t_in), v)
+        return super().jvp(x, z_in, xp.zeros_like(t_in), v)
 
 
 class VjpWrongScale(Dense):
@@ -165,7 +187,7 @@ class VjpWithoutSkip(Residual):
 
     def vjp(self, x, z_in, b_out):
         b_in, g_x = super().vjp(x, z_in, b_out)
-        return b_in - np.asarray(b_out), g_x
+        return b_in - b_out, g_x
 
 
 class TransposedJz(Residual):
@@ -195,7 +217,8 @@ class SoftmaxBlocksWithoutOuterProduct(SoftmaxCrossEntropy):
 
     def _lambda_blocks(self, U, b_out):
         p, _ = self._probs(U)
-        return self._beta(b_out) * (p[:, :, None] * np.eye(self.n_out)) / U.shape[0]
+        eye = xp.eye(self.n_out, dtype=p.dtype, device=p.device)
+        return self._beta(b_out) * (p[:, :, None] * eye) / U.shape[0]
 
 
 class SquaredErrorWrongReduction(SquaredError):
@@ -257,7 +280,7 @@ def test_worst_entry_index_and_values_point_at_the_corruption():
     class OneEntry(Dense):
         def jacobians(self, x, z_in):
             Jz, Jx = super().jacobians(x, z_in)
-            Jx = Jx.copy()
+            Jx = xp.asarray(Jx, copy=True)
             Jx[3, 5] += 1.0
             return Jz, Jx
 
@@ -331,14 +354,22 @@ def test_rtol_replaces_the_error_model():
     assert loose.passed
 
 
-def test_caller_arrays_are_not_modified_and_layers_may_not_write_into_inputs():
-    x = Dense(3, 2).init(np.random.default_rng(0))
+def test_caller_arrays_are_not_modified():
+    x = N(Dense(3, 2).init(np.random.default_rng(0)))
     z_in = np.random.default_rng(1).standard_normal(6)
     x0, z0 = x.copy(), z_in.copy()
     check_layer(Dense(3, 2), x=x, z_in=z_in)
     np.testing.assert_array_equal(x, x0)
     np.testing.assert_array_equal(z_in, z0)
+    # the same point given as arrays of the active backend
+    xb, zb = B(x), B(z_in)
+    check_layer(Dense(3, 2), x=xb, z_in=zb)
+    np.testing.assert_array_equal(N(xb), x0)
+    np.testing.assert_array_equal(N(zb), z0)
 
+
+@numpy_only("read-only arrays: the other backends' arrays have no writeable flag")
+def test_layers_may_not_write_into_inputs():
     class Scribbler(Dense):
         def forward(self, x, z_in):
             z_in[0] = 0.0
@@ -356,6 +387,7 @@ def test_caller_arrays_are_not_modified_and_layers_may_not_write_into_inputs():
         (dict(seed=-1), ValueError, "seed"),
         (dict(rtol=-1.0), ValueError, "rtol"),
         (dict(x=np.zeros(3)), ValueError, r"x: expected shape \(8,\)"),
+        (dict(x=B(np.zeros(3))), ValueError, r"x: expected shape \(8,\)"),
         (dict(z_in=np.zeros((2, 3))), ValueError, "z_in"),
         (dict(y=np.array([0, 1])), ValueError, "only a loss head"),
     ],
@@ -363,6 +395,17 @@ def test_caller_arrays_are_not_modified_and_layers_may_not_write_into_inputs():
 def test_bad_arguments_are_named(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         check_layer(Dense(3, 2), **kwargs)
+
+
+@pytest.mark.skipif(ON_NUMPY, reason="only another backend can be handed NumPy arrays by mistake")
+def test_a_layer_returning_numpy_arrays_on_another_backend_fails_its_rows():
+    class HostForward(Dense):
+        def forward(self, x, z_in):
+            return N(super().forward(x, z_in))
+
+    report = check_layer(HostForward(3, 2), raise_on_failure=False)
+    assert _failed(report) == {"forward"}
+    assert "got a NumPy array" in report["forward"].detail
 
 
 def test_not_a_layer():

@@ -9,6 +9,12 @@ with ``dense`` within a bound stated in the conditioning; ``logdet``,
 eigenvalues; ``banded`` is backward stable; and a pivot warning is issued
 exactly when the documented rule says so.  The tolerances and why they are
 what they are live in ``tests/solvers/conftest.py``.
+
+The routes run on the active backend (right-hand sides moved there with
+``B``), the oracles on NumPy copies.  ``banded`` (LAPACK's band LU) and
+``as_operator`` (a SciPy ``LinearOperator``) exist on NumPy only: on another
+backend the properties cover ``riccati``, ``ldu`` and ``dense``, and
+:func:`test_numpy_only_routes_refuse_on_other_backends` checks the refusal.
 """
 
 import math
@@ -19,10 +25,13 @@ import pytest
 from hypothesis import assume, given
 
 import hessinv_ref
+from _backend import ON_NUMPY, B, N, numpy_only, refuses
 from hessinv_ref import Curvature, IllConditionedPivotWarning, SingularPivotError
+from hessinv_ref.backend import get_backend
 from hessinv_ref.solvers import RiccatiFactorization
 from hessinv_ref.testing import random_problem
 from solvers.conftest import (
+    BACKEND_ROUTES,
     C_ROUTE,
     EPS,
     EXACT_ROUTES,
@@ -37,6 +46,17 @@ from solvers.conftest import (
 )
 
 ROUTES = EXACT_ROUTES + ("dense",)
+BANDED_IS_NUMPY_ONLY = numpy_only("the banded LU (method='banded') is LAPACK's, through SciPy")
+
+
+def _routes(routes):
+    """``routes`` for ``parametrize``, ``banded`` marked NumPy-only."""
+    return [pytest.param(r, marks=BANDED_IS_NUMPY_ONLY) if r == "banded" else r for r in routes]
+
+
+def _available(routes):
+    """The routes of ``routes`` that the active backend has."""
+    return tuple(r for r in routes if r != "banded" or ON_NUMPY)
 
 
 def check_routes(case):
@@ -48,19 +68,20 @@ def check_routes(case):
     assume(ref.kappa < KAPPA_MAX)
     P = curv.P
     g = case.rhs(P)
-    x_dense = curv.factorize(eps, "dense").solve(g)
+    gb = B(g)
+    x_dense = N(curv.factorize(eps, "dense").solve(gb))
     # The oracle itself: LU against an independent LAPACK solve (eigvalsh's
     # matrix); both backward stable, so within 2 C ε κ of each other.
     assert relative_error(x_dense, ref.solve(g)) <= 2 * C_ROUTE * EPS * ref.kappa
 
     measured, solutions = {}, {}
-    for method in EXACT_ROUTES:
+    for method in BACKEND_ROUTES:
         fact, ill = factorize_recording(curv, eps, method)
         # factorization.py's rule: warn iff some pivot has rcond < sqrt(eps).
         assert bool(ill) == (fact.pivot_condition > 1 / math.sqrt(EPS)), (
             f"{method}: warned={bool(ill)} but pivot_condition={fact.pivot_condition:.3g}"
         )
-        x = fact.solve(g)
+        x = N(fact.solve(gb))
         assert x.shape == g.shape and x.dtype == np.float64
         err, tol = relative_error(x, x_dense), route_bound(ref.kappa, fact)
         assert err <= tol, (
@@ -92,8 +113,8 @@ def check_routes(case):
     # two solves' errors (its own and the dense LU's), so two routes must
     # agree within the larger of their bounds, not the sum: this is not
     # implied by the comparisons with dense above.
-    for i, a in enumerate(EXACT_ROUTES):
-        for b in EXACT_ROUTES[i + 1:]:
+    for i, a in enumerate(BACKEND_ROUTES):
+        for b in BACKEND_ROUTES[i + 1:]:
             (xa, ta), (xb, tb) = solutions[a], solutions[b]
             assert relative_error(xa, xb) <= max(ta, tb), f"{a} vs {b}"
 
@@ -143,9 +164,9 @@ def check_backward_error(curv, fact, ref, x, g):
     est = fact.norm_estimate()
     # onenormest gives a lower bound, in practice exact or within 3x.
     assert normA / 3 <= est <= normA * (1 + 1e-12)
-    rop = np.abs(curv.hvp(X) - (A - fact.damping * np.eye(curv.P)) @ X).sum(axis=0)
+    rop = np.abs(N(curv.hvp(B(X))) - (A - fact.damping * np.eye(curv.P)) @ X).sum(axis=0)
     allowed = (C_ROUTE * EPS * max(1.0, rho) * den + rop) / (est * np.abs(X).sum(axis=0) + np.abs(G).sum(axis=0))
-    be = fact.backward_error(x, g)
+    be = fact.backward_error(B(x), B(g))
     assert be <= allowed.max() * (1 + 1e-9), f"backward_error {be:.3g} > {allowed.max():.3g}"
     return float(eta.max() / EPS)
 
@@ -165,7 +186,7 @@ def test_inertia_and_logdet_with_many_negative_eigenvalues():
     eps = 1e-3
     ref = dense_reference(curv, eps)
     assert ref.n_neg >= 25 and ref.kappa < 1e6, (ref.n_neg, ref.kappa)
-    for method in ROUTES:
+    for method in _available(ROUTES):
         fact, _ = factorize_recording(curv, eps, method)
         check_logdet_and_inertia(fact, ref, route_bound(ref.kappa, fact))
         assert not fact.is_positive_definite
@@ -180,7 +201,7 @@ def test_positive_definite_case_is_reported_positive_definite():
     eps = 10.0  # far above |λ_min(H)|
     ref = dense_reference(curv, eps)
     assert ref.positive_definite
-    for method in ROUTES:
+    for method in _available(ROUTES):
         fact = curv.factorize(eps, method)
         assert fact.is_positive_definite
         assert fact.inertia() == (curv.P, 0, 0)
@@ -209,7 +230,6 @@ def _forbid_factoring(monkeypatch):
     """Make each route's factorization step raise (the solve phase must only
     use what ``__init__`` stored).  These are the routes' current internals:
     if one is renamed, this fails loudly rather than passing silently."""
-    from hessinv_ref import dense as dense_mod
     from hessinv_ref.solvers import banded as banded_mod
     from hessinv_ref.solvers import ldu as ldu_mod
     from hessinv_ref.solvers import riccati as riccati_mod
@@ -219,14 +239,18 @@ def _forbid_factoring(monkeypatch):
 
     monkeypatch.setattr(riccati_mod, "SymmetricPivot", forbidden)
     monkeypatch.setattr(ldu_mod, "_lu_pivot", forbidden)
-    monkeypatch.setattr(banded_mod.lapack, "dgbtrf", forbidden)
-    monkeypatch.setattr(dense_mod.scipy.linalg, "lu_factor", forbidden)
+    monkeypatch.setattr(banded_mod, "_band_routines", forbidden)  # LAPACK gbtrf/gbtrs lookup
+    # the active backend's dense factorizations (dense's LU, the pivots' LU,
+    # Cholesky and eigendecomposition): solving may only apply stored factors
+    be = get_backend()
+    for name in ("lu", "cholesky", "eigh", "eigvalsh"):
+        monkeypatch.setattr(be, name, forbidden)
     for cls in (hessinv_ref.solvers.RiccatiFactorization, hessinv_ref.solvers.LDUFactorization,
                 hessinv_ref.solvers.BandedFactorization, hessinv_ref.DenseFactorization):
         monkeypatch.setattr(cls, "__init__", forbidden)
 
 
-@pytest.mark.parametrize("method", ROUTES)
+@pytest.mark.parametrize("method", _routes(ROUTES))
 def test_factor_once_then_solve_many_right_hand_sides(method, monkeypatch):
     curv = Curvature(*random_problem(6, 3, 2, layers="mixed", head="mse", seed=4))
     eps = 0.05
@@ -240,13 +264,13 @@ def test_factor_once_then_solve_many_right_hand_sides(method, monkeypatch):
     rng = np.random.default_rng(0)
     G = rng.standard_normal((curv.P, 4))
     tol = route_bound(ref.kappa, fact)
-    X = fact.solve(G)
+    X = N(fact.solve(B(G)))
     assert X.shape == (curv.P, 4)
     assert relative_error(X, ref.solve(G)) <= tol
     for j in range(4):  # one column at a time, as (P,) and as (P, 1)
-        assert relative_error(fact.solve(G[:, j]), X[:, j]) <= 2 * tol
-        assert fact.solve(G[:, j:j + 1]).shape == (curv.P, 1)
-    assert fact.solve(np.zeros(curv.P)).tolist() == [0.0] * curv.P
+        assert relative_error(fact.solve(B(G[:, j])), X[:, j]) <= 2 * tol
+        assert fact.solve(B(G[:, j:j + 1])).shape == (curv.P, 1)
+    assert N(fact.solve(B(np.zeros(curv.P)))).tolist() == [0.0] * curv.P
     assert curv._blocks is blocks
 
 
@@ -257,10 +281,10 @@ def test_damping_sweep_reuses_the_cached_blocks(monkeypatch):
     g = np.random.default_rng(1).standard_normal(curv.P)
     for eps in (10.0, 1.0, 0.1, 0.01):
         ref = dense_reference(curv, eps)
-        for method in EXACT_ROUTES:
+        for method in BACKEND_ROUTES:
             fact, _ = factorize_recording(curv, eps, method)
             assert fact.damping == eps and fact.curvature is curv
-            assert relative_error(fact.solve(g), ref.solve(g)) <= route_bound(ref.kappa, fact)
+            assert relative_error(fact.solve(B(g)), ref.solve(g)) <= route_bound(ref.kappa, fact)
         assert curv.blocks is blocks
 
 
@@ -268,20 +292,20 @@ def test_damping_sweep_reuses_the_cached_blocks(monkeypatch):
 
 
 @pytest.mark.parametrize("depth", [1, 3])
-@pytest.mark.parametrize("method", ROUTES)
+@pytest.mark.parametrize("method", _routes(ROUTES))
 def test_singular_hessian_raises_naming_the_layer(method, depth):
     # A softmax head with a bias: shifting every class's bias by the same
     # amount leaves the loss unchanged, so H has a null space; ε = 0.
     curv = Curvature(*random_problem(depth, 3, 2, head="softmax", bias=True, seed=0))
-    w = np.linalg.eigvalsh(curv.hessian())
+    w = np.linalg.eigvalsh(N(curv.hessian()))
     assert np.min(np.abs(w)) <= curv.P * EPS * np.max(np.abs(w))  # really singular
     with pytest.raises(SingularPivotError) as info:
         curv.factorize(0.0, method)
     err = info.value
     assert err.method == method
     assert "condition estimate" in str(err)
-    N = curv.P + 2 * sum(a for _, a in curv.sizes())  # no pivot block is larger
-    assert err.rcond < N * EPS  # the rule: rcond < n eps
+    n_max = curv.P + 2 * sum(a for _, a in curv.sizes())  # no pivot block is larger
+    assert err.rcond < n_max * EPS  # the rule: rcond < n eps
     if method in ("riccati", "ldu"):
         assert isinstance(err.layer, int) and 1 <= err.layer <= depth
         assert f"layer {err.layer}" in str(err)
@@ -292,7 +316,7 @@ def test_singular_hessian_raises_naming_the_layer(method, depth):
         assert err.layer == depth
 
 
-@pytest.mark.parametrize("method", ROUTES)
+@pytest.mark.parametrize("method", _routes(ROUTES))
 def test_ill_conditioned_pivot_warns_and_still_solves(method):
     # The same null direction made nonsingular by a tiny damping:
     # κ(H + εI) ≈ ‖H‖/ε ≈ 2e9, between the warning threshold 1/sqrt(eps)
@@ -307,10 +331,10 @@ def test_ill_conditioned_pivot_warns_and_still_solves(method):
     if method in ("riccati", "ldu"):
         assert any("layer 1" in str(w.message) for w in record)
     g = np.random.default_rng(0).standard_normal(curv.P)
-    assert relative_error(fact.solve(g), ref.solve(g)) <= route_bound(ref.kappa, fact)
+    assert relative_error(fact.solve(B(g)), ref.solve(g)) <= route_bound(ref.kappa, fact)
 
 
-@pytest.mark.parametrize("method", EXACT_ROUTES)
+@pytest.mark.parametrize("method", _routes(EXACT_ROUTES))
 def test_near_singular_deep_problem_is_never_silently_wrong(method):
     """The contract of factorization.py: a route either refuses
     (``SingularPivotError``), or warns, or is accurate.  Here (softmax head
@@ -328,7 +352,7 @@ def test_near_singular_deep_problem_is_never_silently_wrong(method):
         except SingularPivotError as err:
             assert f"layer {err.layer}" in str(err)
             return
-    err = relative_error(fact.solve(g), ref.solve(g))
+    err = relative_error(fact.solve(B(g)), ref.solve(g))
     warned = any(issubclass(w.category, IllConditionedPivotWarning) for w in record)
     assert warned or err <= C_ROUTE * EPS * ref.kappa
     assert err <= route_bound(ref.kappa, fact)
@@ -337,7 +361,7 @@ def test_near_singular_deep_problem_is_never_silently_wrong(method):
 # -- the rest of the Factorization interface -----------------------------------
 
 
-@pytest.mark.parametrize("method", ROUTES)
+@pytest.mark.parametrize("method", _routes(ROUTES))
 def test_matvec_and_backward_error_follow_their_definitions(method):
     curv = Curvature(*random_problem(4, 3, 2, layers="mixed", seed=6))
     eps = 0.1
@@ -347,7 +371,7 @@ def test_matvec_and_backward_error_follow_their_definitions(method):
     V = rng.standard_normal((curv.P, 2))
     # matvec is (H + εI) v by the R-operator: rounding relative to |A| |v|.
     scale = float(np.max(np.abs(ref.A) @ np.abs(V)))
-    assert np.max(np.abs(fact.matvec(V) - ref.A @ V)) <= 10 * curv.P * EPS * scale
+    assert np.max(np.abs(N(fact.matvec(B(V))) - ref.A @ V)) <= 10 * curv.P * EPS * scale
 
     # A deliberately perturbed solution: the backward error is then far
     # above rounding and must equal the formula (Rigal-Gaches) with the
@@ -359,16 +383,16 @@ def test_matvec_and_backward_error_follow_their_definitions(method):
     assert fact.norm_estimate() == pytest.approx(normA, rel=1e-12)
     want = np.abs(ref.A @ x - g).sum() / (normA * np.abs(x).sum() + np.abs(g).sum())
     assert want > 1e-9
-    assert fact.backward_error(x, g) == pytest.approx(want, rel=1e-6)
+    assert fact.backward_error(B(x), B(g)) == pytest.approx(want, rel=1e-6)
     # (P, k): the largest over the columns.
     X2 = np.stack([x, ref.solve(g)], axis=1)
     G2 = np.stack([g, g], axis=1)
-    assert fact.backward_error(X2, G2) == pytest.approx(want, rel=1e-6)
+    assert fact.backward_error(B(X2), B(G2)) == pytest.approx(want, rel=1e-6)
     with pytest.raises(ValueError, match="x"):
-        fact.backward_error(X2, g)
+        fact.backward_error(B(X2), B(g))
 
 
-@pytest.mark.parametrize("method", ROUTES)
+@pytest.mark.parametrize("method", _routes(ROUTES))
 def test_repr_names_the_route(method):
     curv = Curvature(*random_problem(2, 2, 1, seed=0))
     fact = curv.factorize(0.5, method)
@@ -381,3 +405,29 @@ def test_pivot_condition_is_one_over_the_smallest_rcond():
     fact = RiccatiFactorization(curv, 0.1)
     assert len(fact.pivot_rconds) == curv.depth
     assert fact.pivot_condition == pytest.approx(1 / min(p.rcond for p in fact.pivots))
+
+
+# -- the NumPy-only parts refuse on other backends ---------------------------------
+
+
+@pytest.mark.skipif(ON_NUMPY, reason="NumPy has every route; the refusal is for other backends")
+def test_numpy_only_routes_refuse_on_other_backends():
+    """``banded``, the Krylov baselines and the ``LinearOperator`` views name
+    the backend instead of copying to the host, and the routes that exist
+    here still work."""
+    net, params, X, y = random_problem(3, 2, 2, seed=0)
+    curv = Curvature(net, params, X, y)
+    with refuses("banded"):
+        curv.factorize(0.1, "banded")
+    with refuses("banded"):
+        hessinv_ref.solvers.BandedFactorization(curv, 0.1)
+    g = B(np.ones(curv.P))
+    for method in ("cg", "minres"):
+        with refuses(method):
+            hessinv_ref.solve(net, params, X, y, g, damping=0.1, method=method)
+    with refuses("LinearOperator"):
+        curv.operator(0.1)
+    fact = curv.factorize(0.1, "riccati")
+    with refuses():
+        fact.as_operator()
+    assert fact.solve(g).shape == (curv.P,)

@@ -29,6 +29,8 @@ from hessinv_ref import (
     inverse_operator,
     solve,
 )
+from hessinv_ref.backend import use_backend
+from hessinv_ref.inverse import default_method
 from hessinv_ref.polynomial import HessianPolynomial
 from hessinv_ref.solvers import BandedFactorization
 from hessinv_ref.testing import random_problem
@@ -127,7 +129,7 @@ def test_non_finite_or_complex_rhs_is_refused(problem):
         factorize(*problem, damping=0.1).solve(np.ones(P, dtype=complex))
 
 
-@pytest.mark.parametrize("method", ["LU", "Banded", "", None, 3, "cholesky"])
+@pytest.mark.parametrize("method", ["LU", "Banded", "", 3, "cholesky"])
 def test_unknown_method_lists_the_methods(problem, method):
     with pytest.raises(ValueError, match="method") as info:
         factorize(*problem, damping=0.1, method=method)
@@ -148,10 +150,17 @@ def test_options_to_an_exact_route_raise_type_error(problem, method):
 # -- the entry points agree --------------------------------------------------------
 
 
-def test_default_method_is_banded(problem):
+def test_default_method_is_banded_on_numpy_and_riccati_elsewhere(problem):
+    """``method=None`` (every entry point's default) means
+    :func:`~hessinv_ref.inverse.default_method`: the banded LU on NumPy, the
+    Riccati sweep on a backend without LAPACK's band routines."""
     assert DEFAULT_METHOD == "banded"
     for fn in (solve, factorize, inverse_operator, Curvature.factorize):
-        assert inspect.signature(fn).parameters["method"].default == "banded", fn.__name__
+        assert inspect.signature(fn).parameters["method"].default is None, fn.__qualname__
+    with use_backend("numpy"):
+        assert default_method() == "banded"
+    with use_backend("array_api_strict"):
+        assert default_method() == "riccati"
     assert isinstance(factorize(*problem, damping=0.1), BandedFactorization)
     assert isinstance(Curvature(*problem).factorize(0.1), BandedFactorization)
     assert set(METHODS) == {"riccati", "banded", "ldu", "dense", "cg", "minres"}

@@ -8,6 +8,11 @@ cotangent ``b_out`` and tangent ``(t_in, v)``:
 * second order: the central-difference Jacobian of ``vjp = (b_in, g_x)`` in
   ``(z_in, x)`` at fixed ``b_out`` is ``[[Hzz, Hxz^T], [Hxz, Hxx]]``, and
   ``second_order`` is the product with it.
+
+The layers compute on the active backend; the points are drawn with NumPy
+and every layer call goes through :class:`_backend.Hosted` (arguments moved
+with ``from_numpy``, results back with ``to_numpy``), so the finite
+differences and the comparisons are NumPy arithmetic on any backend.
 """
 
 from dataclasses import dataclass
@@ -17,6 +22,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from _backend import ON_NUMPY, B, Hosted, N, host
 from hessinv_ref import ACTIVATIONS, Dense, Residual, SoftmaxCrossEntropy, SquaredError
 from hessinv_ref.testing import central_directional, central_jacobian, central_step
 from hessinv_ref.testing.strategies import seeds
@@ -36,7 +42,8 @@ RELU_MARGIN = 1e-2
 @dataclass
 class Case:
     """A layer and a point: parameters ``x``, input ``z_in``, cotangent
-    ``b_out``, tangents ``t_in`` and ``v``."""
+    ``b_out``, tangents ``t_in`` and ``v`` (NumPy arrays; :attr:`host` is
+    the layer with NumPy in and out)."""
 
     layer: object
     x: np.ndarray
@@ -48,6 +55,10 @@ class Case:
     @property
     def a_in(self):
         return self.z_in.size
+
+    @property
+    def host(self):
+        return Hosted(self.layer)
 
     def split(self, w):
         """``w = (z_in, x)`` -> ``(x, z_in)`` in the protocol's argument order."""
@@ -65,17 +76,17 @@ class Case:
         gradient sums to zero over the classes, so its ``J_z`` entries are
         differences of rows of ``W``).
         """
-        layer, B = self.layer, self.z_in.size // self.layer.n_in
-        W, c = layer.unpack(self.x)
-        Z = self.z_in.reshape(B, layer.n_in)
+        layer, L, batch = self.layer, self.host, self.z_in.size // self.layer.n_in
+        W, c = L.unpack(self.x)
+        Z = self.z_in.reshape(batch, layer.n_in)
         U = Z @ W.T + (c if layer.bias else 0.0)
         a = max(1.0, np.abs(W).max(), np.abs(Z).max())
         if layer.is_loss:
-            _, grad, hess = layer.loss_terms(U)
+            _, grad, hess = L.loss_terms(U)
             beta = abs(self.b_out[0])
             G, Lam, D = np.abs(grad).max(), beta * np.abs(hess).max(), beta * np.abs(grad).max()
         else:
-            act, b = layer.activation, np.abs(self.b_out).reshape(U.shape)
+            act, b = Hosted(layer.activation), np.abs(self.b_out).reshape(U.shape)
             G = np.abs(act.df(U)).max()
             Lam, D = (b * np.abs(act.d2f(U))).max(), (b * np.abs(act.df(U))).max()
         skip = 1.0 if isinstance(layer, Residual) else 0.0
@@ -90,8 +101,8 @@ def make_layer(kind, activation, n_in, n_out, bias, batch, rng):
         return Residual(n_in, activation, bias=bias)
     if kind == "softmax":
         n_classes = max(n_out, 2)
-        return SoftmaxCrossEntropy(n_in, n_classes, bias=bias).bind(rng.integers(0, n_classes, batch))
-    return SquaredError(n_in, n_out, bias=bias).bind(rng.standard_normal((batch, n_out)))
+        return SoftmaxCrossEntropy(n_in, n_classes, bias=bias).bind(B(rng.integers(0, n_classes, batch)))
+    return SquaredError(n_in, n_out, bias=bias).bind(B(rng.standard_normal((batch, n_out))))
 
 
 @st.composite
@@ -102,7 +113,7 @@ def cases(draw, kind, activation):
     gain = draw(st.sampled_from([0.5, 1.0, 2.0]))
     rng = np.random.default_rng(draw(seeds()))
     layer = make_layer(kind, activation, n_in, n_out, bias, batch, rng)
-    x = layer.init(rng, scale=gain)
+    x = N(layer.init(rng, scale=gain))
     z_in = rng.standard_normal(batch * layer.n_in)
     a_out = layer.out_dim(batch)
     # A loss head's b_out is a scalar β; drawing β != 1 checks that every
@@ -110,7 +121,7 @@ def cases(draw, kind, activation):
     b_out = rng.standard_normal(a_out)
     t_in, v = rng.standard_normal(z_in.size), rng.standard_normal(layer.n_params)
     if activation == "relu":
-        W, c = layer.unpack(x)
+        W, c = Hosted(layer).unpack(x)
         U = z_in.reshape(batch, layer.n_in) @ W.T + (c if bias else 0.0)
         assume(np.min(np.abs(U)) > RELU_MARGIN)
     return Case(layer, x, z_in, b_out, t_in, v)
@@ -131,29 +142,29 @@ def parametrize_cases(test):
 
 @parametrize_cases
 def test_jacobians_match_central_differences_of_forward(c):
-    layer = c.layer
-    Jz, Jx = layer.jacobians(c.x, c.z_in)
+    layer, L = c.layer, c.host
+    Jz, Jx = L.jacobians(c.x, c.z_in)
     a_out = layer.out_dim(c.z_in.size // layer.n_in)
     assert Jz.shape == (a_out, c.a_in) and Jx.shape == (a_out, layer.n_params)
 
     w = np.concatenate([c.z_in, c.x])
     h = central_step(w)
-    fd = central_jacobian(lambda w: layer.forward(*c.split(w)), w, h)
-    scale = np.max(np.abs(layer.forward(c.x, c.z_in)))
+    fd = central_jacobian(lambda w: L.forward(*c.split(w)), w, h)
+    scale = np.max(np.abs(L.forward(c.x, c.z_in)))
     assert_fd_close(Jz, fd[:, :c.a_in], h, scale=scale, what=f"Jz of {layer!r}")
     assert_fd_close(Jx, fd[:, c.a_in:], h, scale=scale, what=f"Jx of {layer!r}")
 
 
 @parametrize_cases
 def test_jvp_and_vjp_are_products_with_the_jacobians(c):
-    layer = c.layer
-    Jz, Jx = layer.jacobians(c.x, c.z_in)
+    layer, L = c.layer, c.host
+    Jz, Jx = L.jacobians(c.x, c.z_in)
     n = c.a_in + layer.n_params
     J, _ = c.factor_scales()
     tv = np.abs(np.concatenate([c.t_in, c.v])).max()
-    assert_rounding_close(layer.jvp(c.x, c.z_in, c.t_in, c.v), Jz @ c.t_in + Jx @ c.v,
+    assert_rounding_close(L.jvp(c.x, c.z_in, c.t_in, c.v), Jz @ c.t_in + Jx @ c.v,
                           n=n, scale=J * tv, what=f"jvp of {layer!r}")
-    b_in, g_x = layer.vjp(c.x, c.z_in, c.b_out)
+    b_in, g_x = L.vjp(c.x, c.z_in, c.b_out)
     b = np.abs(c.b_out).max()
     assert_rounding_close(b_in, c.b_out @ Jz, n=n, scale=b * J, what=f"vjp (b_in) of {layer!r}")
     assert_rounding_close(g_x, c.b_out @ Jx, n=n, scale=b * J, what=f"vjp (g_x) of {layer!r}")
@@ -161,13 +172,13 @@ def test_jvp_and_vjp_are_products_with_the_jacobians(c):
 
 @parametrize_cases
 def test_curvature_blocks_match_central_differences_of_vjp(c):
-    layer = c.layer
-    Hxx, Hxz, Hzz = layer.curvature(c.x, c.z_in, c.b_out)
+    layer, L = c.layer, c.host
+    Hxx, Hxz, Hzz = L.curvature(c.x, c.z_in, c.b_out)
     p = layer.n_params
     assert Hxx.shape == (p, p) and Hxz.shape == (p, c.a_in) and Hzz.shape == (c.a_in, c.a_in)
 
     def vjp(w):
-        return np.concatenate(layer.vjp(*c.split(w), c.b_out))
+        return np.concatenate(L.vjp(*c.split(w), c.b_out))
 
     w = np.concatenate([c.z_in, c.x])
     h = central_step(w)
@@ -179,9 +190,9 @@ def test_curvature_blocks_match_central_differences_of_vjp(c):
 
 @parametrize_cases
 def test_second_order_is_the_product_with_the_curvature_blocks(c):
-    layer = c.layer
-    Hxx, Hxz, Hzz = layer.curvature(c.x, c.z_in, c.b_out)
-    r_z, r_x = layer.second_order(c.x, c.z_in, c.b_out, c.t_in, c.v)
+    layer, L = c.layer, c.host
+    Hxx, Hxz, Hzz = L.curvature(c.x, c.z_in, c.b_out)
+    r_z, r_x = L.second_order(c.x, c.z_in, c.b_out, c.t_in, c.v)
     n = c.a_in + layer.n_params
     _, H = c.factor_scales()
     scale = H * np.abs(np.concatenate([c.t_in, c.v])).max()
@@ -195,25 +206,25 @@ def test_second_order_is_the_product_with_the_curvature_blocks(c):
 def test_jvp_and_second_order_match_directional_differences(c):
     """The matrix-free products against one central difference along ``(t_in, v)``,
     independently of the explicit blocks."""
-    layer = c.layer
+    layer, L = c.layer, c.host
     w = np.concatenate([c.z_in, c.x])
     d = np.concatenate([c.t_in, c.v])
     # Difference along the unit direction, so that the step h moves w by h
     # and the bound's third derivative is the one along a unit vector.
     norm = np.linalg.norm(d)
     h = float(central_step(np.abs(w).max()))
-    fd_t = central_directional(lambda w: layer.forward(*c.split(w)), w, d / norm, h)
-    assert_fd_close(layer.jvp(c.x, c.z_in, c.t_in, c.v) / norm, fd_t, h,
-                    scale=np.abs(layer.forward(c.x, c.z_in)).max(), what=f"jvp of {layer!r}")
-    fd_r = central_directional(lambda w: np.concatenate(layer.vjp(*c.split(w), c.b_out)), w, d / norm, h)
-    got = np.concatenate(layer.second_order(c.x, c.z_in, c.b_out, c.t_in, c.v)) / norm
-    scale = np.abs(np.concatenate(layer.vjp(c.x, c.z_in, c.b_out))).max()
+    fd_t = central_directional(lambda w: L.forward(*c.split(w)), w, d / norm, h)
+    assert_fd_close(L.jvp(c.x, c.z_in, c.t_in, c.v) / norm, fd_t, h,
+                    scale=np.abs(L.forward(c.x, c.z_in)).max(), what=f"jvp of {layer!r}")
+    fd_r = central_directional(lambda w: np.concatenate(L.vjp(*c.split(w), c.b_out)), w, d / norm, h)
+    got = np.concatenate(L.second_order(c.x, c.z_in, c.b_out, c.t_in, c.v)) / norm
+    scale = np.abs(np.concatenate(L.vjp(c.x, c.z_in, c.b_out))).max()
     assert_fd_close(got, fd_r, h, scale=scale, what=f"second_order of {layer!r}")
 
 
 @parametrize_cases
 def test_curvature_diagonal_blocks_are_symmetric(c):
-    Hxx, _, Hzz = c.layer.curvature(c.x, c.z_in, c.b_out)
+    Hxx, _, Hzz = c.host.curvature(c.x, c.z_in, c.b_out)
     _, scale = c.factor_scales()
     for name, H in (("Hxx", Hxx), ("Hzz", Hzz)):
         # Both triangles are sums of the same products A_ki Λ_kk' A_k'j,
@@ -225,8 +236,9 @@ def test_curvature_diagonal_blocks_are_symmetric(c):
 
 
 def _identity_head(cls, n, bias=False, y=None):
-    """A head whose logits equal its input (W = I, c = 0)."""
-    head = cls(n, n, bias=bias).bind(y)
+    """A head whose logits equal its input (W = I, c = 0), with NumPy in and
+    out, and its parameters."""
+    head = Hosted(cls(n, n, bias=bias).bind(B(y)))
     W = np.eye(n)
     return head, head.pack(W, np.zeros(n) if bias else None)
 
@@ -235,7 +247,7 @@ def _identity_head(cls, n, bias=False, y=None):
 @pytest.mark.parametrize("bias", [False, True])
 def test_cross_entropy_of_uniform_logits_is_log_n_classes(n_classes, bias):
     rng = np.random.default_rng(n_classes)
-    head = SoftmaxCrossEntropy(4, n_classes, bias=bias).bind(rng.integers(0, n_classes, 5))
+    head = Hosted(SoftmaxCrossEntropy(4, n_classes, bias=bias).bind(B(rng.integers(0, n_classes, 5))))
     loss = head.forward(np.zeros(head.n_params), rng.standard_normal(20))
     assert loss.shape == (1,)
     assert loss[0] == pytest.approx(np.log(n_classes), rel=1e-15)
@@ -266,7 +278,7 @@ def test_squared_error_is_the_mean_over_all_elements():
     head, x = _identity_head(SquaredError, 2, y=y)
     # residuals 1, 2, 2, 3: (1 + 4 + 4 + 9) / 4, not / 2 (the batch)
     assert head.forward(x, np.array([1.0, 2.0, 3.0, 4.0]))[0] == pytest.approx(4.5, rel=1e-15)
-    head_b = SquaredError(2, 2, bias=True).bind(y)
+    head_b = Hosted(SquaredError(2, 2, bias=True).bind(B(y)))
     x_b = head_b.pack(np.eye(2), np.array([1.0, -1.0]))
     # outputs [[2, 1], [4, 3]]: residuals 2, 1, 3, 2 -> (4 + 1 + 9 + 4) / 4
     assert head_b.forward(x_b, np.array([1.0, 2.0, 3.0, 4.0]))[0] == pytest.approx(4.5, rel=1e-15)
@@ -275,10 +287,11 @@ def test_squared_error_is_the_mean_over_all_elements():
 def test_head_without_targets_refuses_and_bind_copies():
     head = SoftmaxCrossEntropy(2, 3)
     with pytest.raises(ValueError, match=r"bind\(y\)"):
-        head.forward(np.zeros(head.n_params), np.zeros(2))
-    bound = head.bind(np.array([1]))
-    assert head.y is None and bound.y.tolist() == [1]
-    assert not bound.y.flags.writeable
+        host(head.forward)(np.zeros(head.n_params), np.zeros(2))
+    bound = head.bind(B(np.array([1])))
+    assert head.y is None and N(bound.y).tolist() == [1]
+    if ON_NUMPY:  # read-only arrays exist on NumPy only (other backends have no flag)
+        assert not bound.y.flags.writeable
 
 
 # -- parameter layout ------------------------------------------------------------
@@ -286,7 +299,7 @@ def test_head_without_targets_refuses_and_bind_copies():
 
 @pytest.mark.parametrize("bias", [True, False])
 def test_pack_unpack_round_trip_and_row_major_layout(bias):
-    layer = Dense(3, 2, bias=bias)
+    layer = Hosted(Dense(3, 2, bias=bias))
     W = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
     c = np.array([7.0, 8.0]) if bias else None
     x = layer.pack(W, c)
@@ -305,17 +318,18 @@ def test_pack_unpack_round_trip_and_row_major_layout(bias):
 @pytest.mark.parametrize("bias", [True, False])
 def test_dense_forward_by_hand(name, bias):
     rng = np.random.default_rng(1)
-    layer = Dense(3, 4, name, bias=bias)
+    layer = Hosted(Dense(3, 4, name, bias=bias))
     W, c = rng.standard_normal((4, 3)), rng.standard_normal(4)
     X = rng.standard_normal((5, 3))
     x = layer.pack(W, c if bias else None)
     U = X @ W.T + (c if bias else 0.0)
-    expected = ACTIVATIONS[name].f(U)
+    f = host(ACTIVATIONS[name].f)
+    expected = f(U)
     np.testing.assert_allclose(layer.forward(x, X.ravel()), expected.ravel(), rtol=1e-14, atol=1e-15)
-    res = Residual(3, name, bias=bias)
+    res = Hosted(Residual(3, name, bias=bias))
     Wr = W[:3]
     xr = res.pack(Wr, c[:3] if bias else None)
-    expected_r = X + ACTIVATIONS[name].f(X @ Wr.T + (c[:3] if bias else 0.0))
+    expected_r = X + f(X @ Wr.T + (c[:3] if bias else 0.0))
     np.testing.assert_allclose(res.forward(xr, X.ravel()), expected_r.ravel(), rtol=1e-14, atol=1e-15)
 
 
@@ -337,7 +351,7 @@ def test_saturated_softmax_keeps_relative_accuracy():
     sum of the *other* probabilities, or they cancel to a few digits (or 0)."""
     from scipy.special import expit
 
-    head = SoftmaxCrossEntropy(1, 2, bias=False).bind(np.array([0]))
+    head = Hosted(SoftmaxCrossEntropy(1, 2, bias=False).bind(B(np.array([0]))))
     U = np.array([[0.0, -40.0]])
     _, grad, hess = head.loss_terms(U)
     p1 = expit(-40.0)          # softmax(0, -40)[1], exact to rounding
@@ -357,7 +371,7 @@ def test_softmax_needs_two_classes():
 
 
 def test_head_logits_are_the_affine_outputs():
-    head = SoftmaxCrossEntropy(2, 3)
+    head = Hosted(SoftmaxCrossEntropy(2, 3))
     x = np.arange(head.n_params, dtype=float) / 10
     z_in = np.array([1.0, -1.0, 0.5, 2.0])
     W, c = head.unpack(x)

@@ -23,9 +23,15 @@ chain of many rounded operations.  With ``h = eps^(1/3)`` the tolerance is
 about ``FD_SAFETY * 4e-11`` relative to the scale: a wrong derivative (a
 missing term, a transposed block, a wrong sign) is off by order one and
 fails by many orders of magnitude.
+
+Both helpers take arrays of any backend and compare NumPy copies of them
+(:func:`hessinv_ref.backend.to_numpy`), so a test can pass the library's
+results as they are.
 """
 
 import numpy as np
+
+from hessinv_ref.backend import to_numpy
 
 from hessinv_ref.testing import central_error_bound
 from hessinv_ref.testing.finite_differences import EPS
@@ -52,8 +58,9 @@ def assert_fd_close(actual, fd, h, *, scale, what):
 
     Parameters
     ----------
-    actual, fd : ndarray
-        The analytic derivative and the finite-difference estimate.
+    actual, fd : array
+        The analytic derivative and the finite-difference estimate (any
+        backend; compared as NumPy copies).
     h : float or ndarray
         The step(s) used.
     scale : float
@@ -62,9 +69,9 @@ def assert_fd_close(actual, fd, h, *, scale, what):
     what : str
         Name for the failure message.
     """
-    actual, fd = np.asarray(actual), np.asarray(fd)
+    actual, fd = to_numpy(actual), to_numpy(fd)
     assert actual.shape == fd.shape, f"{what}: shape {actual.shape} != {fd.shape}"
-    S = max(1.0, float(scale), float(np.max(np.abs(actual), initial=0.0)))
+    S = max(1.0, float(to_numpy(scale)), float(np.max(np.abs(actual), initial=0.0)))
     tol = FD_SAFETY * central_error_bound(h, S)
     err = float(np.max(np.abs(actual - fd), initial=0.0))
     assert err <= tol, _report(what, err, tol, S)
@@ -75,7 +82,8 @@ def assert_rounding_close(actual, expected, *, n, scale, what):
 
     Parameters
     ----------
-    actual, expected : ndarray
+    actual, expected : array
+        Any backend; compared as NumPy copies.
     n : int
         Length of the longest chain of rounded operations (the problem size).
     scale : float
@@ -85,9 +93,9 @@ def assert_rounding_close(actual, expected, *, n, scale, what):
     what : str
         Name for the failure message.
     """
-    actual, expected = np.asarray(actual), np.asarray(expected)
+    actual, expected = to_numpy(actual), to_numpy(expected)
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
-    S = float(scale)
+    S = float(to_numpy(scale))
     tol = ROUND_SAFETY * max(n, 1) * EPS * S
     err = float(np.max(np.abs(actual - expected), initial=0.0))
     assert err <= tol, _report(what, err, tol, S)

@@ -8,13 +8,21 @@ routines behind ``scipy.linalg.solve_banded``) factors it in
 can pivot *across* layer blocks: the fix the paper's conclusion suggests for
 the instability of unpivoted LDU.  The factorization is kept, so further
 right-hand sides cost only the triangular solves.
+
+This route exists on the NumPy backend only: LAPACK's band LU has no
+counterpart in the Array API or in CuPy.  Elsewhere the constructor raises
+:class:`~hessinv_ref.backend.BackendNotSupportedError` (from
+:meth:`~hessinv_ref.backend.Backend.solve_banded`), and ``riccati`` or
+``ldu`` are the exact routes.  In ``float32`` the single-precision routines
+(``sgbtrf``/``sgbtrs``) are used.
 """
 
 from __future__ import annotations
 
+# NumPy-only module (see above): it may use NumPy directly.
 import numpy as np
-import scipy.linalg.lapack as lapack
 
+from ..backend import get_backend
 from ..factorization import Factorization, SingularPivotError, check_pivot
 from .lifted import LiftedSystem
 
@@ -34,16 +42,23 @@ def to_banded(A, extra_rows=0):
     -------
     ab : ndarray, shape (extra_rows + kl + ku + 1, N)
         ``ab[extra_rows + ku + i - j, j] = A[i, j]``, the layout of
-        ``scipy.linalg.solve_banded``.
+        ``scipy.linalg.solve_banded``; of ``A``'s dtype.
     kl, ku : int
         Numbers of sub- and super-diagonals.
     """
     C = A.tocoo()
     kl = int(max(0, (C.row - C.col).max(initial=0)))
     ku = int(max(0, (C.col - C.row).max(initial=0)))
-    ab = np.zeros((extra_rows + kl + ku + 1, A.shape[1]))
+    ab = np.zeros((extra_rows + kl + ku + 1, A.shape[1]), dtype=A.dtype)
     ab[extra_rows + ku + C.row - C.col, C.col] = C.data
     return ab, kl, ku
+
+
+def _band_routines(a):
+    """LAPACK's ``(?gbtrf, ?gbtrs)`` for the dtype of ``a`` (``d`` or ``s``);
+    raises :class:`~hessinv_ref.backend.BackendNotSupportedError` off NumPy."""
+    lapack = get_backend().solve_banded()
+    return lapack.get_lapack_funcs(("gbtrf", "gbtrs"), (a,))
 
 
 def gbcon_1norm(lub, piv, kl, ku, anorm):
@@ -58,15 +73,18 @@ def gbcon_1norm(lub, piv, kl, ku, anorm):
     :math:`A` and :math:`A^T` (the same elimination, without rescaling):
     linear in ``N``.  The estimate is the same to rounding unless a solve
     overflows, in which case it is 0 (singular), as ``dgbcon`` reports.
+    Works in the precision of ``lub`` (``?gbtrs``).
     """
     n = lub.shape[1]
     if n == 0:
         return 1.0
     if anorm == 0 or not np.isfinite(anorm):
         return 0.0
+    _, gbtrs = _band_routines(lub)
+    dtype = lub.dtype
 
     def solve(x, trans):
-        y, info = lapack.dgbtrs(lub, kl, ku, x[:, None], piv, trans=trans)
+        y, info = gbtrs(lub, kl, ku, np.asarray(x, dtype=dtype)[:, None], piv, trans=trans)
         return y[:, 0]
 
     def sign(x):
@@ -105,34 +123,43 @@ def gbcon_1norm(lub, piv, kl, ku, anorm):
 class BandedFactorization(Factorization):
     """Banded LU with partial pivoting of :math:`K'` (``method="banded"``).
 
+    NumPy backend only (see the module notes).
+
     Attributes
     ----------
     lifted : LiftedSystem
     kl, ku : int
         Lower and upper bandwidths of :math:`K'`.
+
+    Raises
+    ------
+    BackendNotSupportedError
+        On a backend other than NumPy.
     """
 
     method = "banded"
 
     def __init__(self, curvature, damping):
         super().__init__(curvature, damping)
+        get_backend().solve_banded()  # NumPy only: refuse before any work elsewhere
         self.lifted = LiftedSystem(curvature.blocks, self.damping)
         Kp = self.lifted.K_pivoted.to_sparse()
         ab, self.kl, self.ku = to_banded(Kp, extra_rows=0)
         self.ab = ab  # solve_banded's layout, kept for display and tests
-        work = np.vstack([np.zeros((self.kl, ab.shape[1])), ab])  # dgbtrf's fill-in rows on top
-        self._lub, self._piv, info = lapack.dgbtrf(work, self.kl, self.ku)
+        work = np.vstack([np.zeros((self.kl, ab.shape[1]), dtype=ab.dtype), ab])  # gbtrf's fill-in rows on top
+        gbtrf, self._gbtrs = _band_routines(work)
+        self._lub, self._piv, info = gbtrf(work, self.kl, self.ku)
         if info > 0:
             raise SingularPivotError("banded", None, 0.0, f"U[{info - 1}, {info - 1}] is exactly zero")
         anorm = float(abs(Kp).sum(axis=0).max())
         rcond = gbcon_1norm(self._lub, self._piv, self.kl, self.ku, anorm)
-        self.pivot_rconds.append(check_pivot("banded", None, rcond, Kp.shape[0]))
+        self.pivot_rconds.append(check_pivot("banded", None, rcond, Kp.shape[0], dtype=ab.dtype))
 
     def _solve(self, G):
         r = self.lifted.rhs(G)
-        u, info = lapack.dgbtrs(self._lub, self.kl, self.ku, r, self._piv)
+        u, info = self._gbtrs(self._lub, self.kl, self.ku, r, self._piv)
         if info != 0:  # pragma: no cover - only on invalid arguments
-            raise RuntimeError(f"banded: dgbtrs failed with info={info}")
+            raise RuntimeError(f"banded: gbtrs failed with info={info}")
         x, _, _ = self.lifted.unpivot(u)
         return x
 

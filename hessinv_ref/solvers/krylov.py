@@ -3,19 +3,20 @@ r"""The iterative baseline: Krylov methods on the R-operator.
 What a user without the structured solvers would reach for: conjugate
 gradients (``method="cg"``, for :math:`H + εI \succ 0`) or MINRES
 (``method="minres"``, for symmetric indefinite :math:`H + εI`) from
-``scipy.sparse.linalg``, with one R-operator product per iteration.  They
-are inexact by design: they stop at a relative residual
-:math:`\|(H + εI) x - g\| \le \mathrm{rtol}\,\|g\|`.
+``scipy.sparse.linalg`` (NumPy backend) or ``cupyx.scipy.sparse.linalg``
+(CuPy), with one R-operator product per iteration.  They are inexact by
+design: they stop at a relative residual
+:math:`\|(H + εI) x - g\| \le \mathrm{rtol}\,\|g\|`.  Other backends
+have no Krylov solvers and refuse at construction with
+:class:`~hessinv_ref.backend.BackendNotSupportedError`.
 """
 
 from __future__ import annotations
 
 import warnings
 
-import numpy as np
-import scipy.sparse.linalg as spla
-
-from ..factorization import Factorization
+from ..backend import get_backend
+from ..factorization import Factorization, machine_eps
 
 __all__ = ["KrylovSolver", "KrylovConvergenceWarning"]
 
@@ -35,8 +36,10 @@ class KrylovSolver(Factorization):
     curvature : Curvature
     damping : float
     method : {"cg", "minres"}
-    rtol : float
-        Relative residual at which to stop (default ``1e-10``).
+    rtol : float, optional
+        Relative residual at which to stop.  Default ``1e-10``, or
+        ``100 eps`` of the working precision if that is larger (``1.2e-5``
+        in ``float32``, where ``1e-10`` is out of reach).
     maxiter : int, optional
         Iteration cap (default ``10 P``).
 
@@ -44,13 +47,23 @@ class KrylovSolver(Factorization):
     ----------
     iterations : list of int
         Iterations used by each column of the last :meth:`solve`.
+
+    Raises
+    ------
+    BackendNotSupportedError
+        On a backend without Krylov solvers (``array_api_strict``).
     """
 
-    def __init__(self, curvature, damping, method="cg", rtol=1e-10, maxiter=None):
+    def __init__(self, curvature, damping, method="cg", rtol=None, maxiter=None):
         super().__init__(curvature, damping)
         if method not in ("cg", "minres"):
             raise ValueError(f"method: expected 'cg' or 'minres', got {method!r}")
-        rtol = float(rtol)
+        be = get_backend()
+        # the backend's solver and operator, fetched now: a backend without
+        # them refuses here, with its message, before any work
+        self._krylov = be.krylov(method)
+        self._operator = be.linear_operator((self.P, self.P), self.matvec, self.dtype)
+        rtol = max(1e-10, 100 * machine_eps(self.dtype)) if rtol is None else float(rtol)
         if not 0 < rtol < 1:
             raise ValueError(f"rtol: expected a number in (0, 1), got {rtol}")
         self.method, self.rtol = method, rtol
@@ -58,9 +71,9 @@ class KrylovSolver(Factorization):
         self.iterations = []
 
     def _solve(self, G):
-        op = spla.LinearOperator((self.P, self.P), matvec=self.matvec, dtype=np.float64)
-        krylov = spla.cg if self.method == "cg" else spla.minres
-        X = np.zeros_like(G)
+        xp = get_backend().xp
+        op, krylov = self._operator, self._krylov
+        X = xp.zeros_like(G)
         self.iterations = []
         for j in range(G.shape[1]):
             count = [0]

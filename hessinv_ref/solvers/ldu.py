@@ -22,42 +22,25 @@ pivots across blocks.
 
 from __future__ import annotations
 
-import numpy as np
-import scipy.linalg
-import scipy.linalg.lapack as lapack
-import scipy.sparse as sp
-
+from ..backend import BackendNotSupportedError, get_backend
 from ..factorization import Factorization, check_pivot
 from .lifted import LiftedSystem
 
 __all__ = ["LDUFactorization"]
 
 
-# LAPACK directly (the routines behind scipy.linalg.lu_factor / lu_solve):
-# the Schur complements are small, and those wrappers' per-call validation
-# would cost more than the factorizations, once per layer.
-_getrf, _getrs, _gecon, _lange = lapack.dgetrf, lapack.dgetrs, lapack.dgecon, lapack.dlange
-
-
-def _lu_solve(lu_piv, B):
-    """:math:`S^{-1} B` from the ``(lu, piv)`` of :func:`_lu_pivot`."""
-    X, info = _getrs(lu_piv[0], lu_piv[1], B)
-    if info != 0:  # pragma: no cover - only on invalid arguments
-        raise ValueError(f"ldu: dgetrs failed with info={info}")
-    return X
-
-
-def _lu_pivot(S, layer):
+def _lu_pivot(be, S, layer):
     """LU of one Schur complement with a condition check; returns
-    ``((lu, piv), rcond)``.  ``dgetrf`` reports an exactly zero diagonal
-    entry of ``U`` by ``info > 0``; :func:`check_pivot` then raises."""
-    lu, piv, info = _getrf(S)
-    if info < 0:  # pragma: no cover - only on invalid arguments
-        raise ValueError(f"ldu: dgetrf failed with info={info}")
-    rcond, _ = _gecon(lu, _lange("1", S), norm="1")
-    if info > 0 or not np.all(np.isfinite(lu)):
-        rcond = 0.0
-    return (lu, piv), check_pivot("ldu", layer, rcond, S.shape[0])
+    ``(lu, rcond)`` with ``lu`` a :class:`~hessinv_ref.backend.DenseLU`.
+
+    On NumPy that is LAPACK ``?getrf``/``?gecon`` called directly (the
+    routines behind ``scipy.linalg.lu_factor``; the Schur complements are
+    small, and the wrappers' per-call validation would cost more than the
+    factorizations, once per layer).  An exactly zero diagonal entry of
+    ``U`` or a non-finite factor gives ``rcond = 0``, and
+    :func:`check_pivot` then raises."""
+    lu = be.lu(S)
+    return lu, check_pivot("ldu", layer, lu.rcond, S.shape[0], dtype=S.dtype)
 
 
 class LDUFactorization(Factorization):
@@ -67,7 +50,7 @@ class LDUFactorization(Factorization):
     ----------
     lifted : LiftedSystem
         ``K``, ``Π`` and ``K'`` for inspection.
-    S : list of ndarray
+    S : list of array
         The Schur complements :math:`S_l`, shape (n_l, n_l).
     """
 
@@ -75,6 +58,7 @@ class LDUFactorization(Factorization):
 
     def __init__(self, curvature, damping):
         super().__init__(curvature, damping)
+        be = get_backend()
         self.lifted = LiftedSystem(curvature.blocks, self.damping)
         T = self.lifted.K_pivoted
         self.S, self._lu, self._U = [], [], []
@@ -82,11 +66,11 @@ class LDUFactorization(Factorization):
             if l == 0:
                 S = T.diag[0]
             else:
-                U_prev = _lu_solve(self._lu[-1], T.upper[l - 1])  # S_{l-1}^{-1} B_{l-1,l}
+                U_prev = self._lu[-1].solve(T.upper[l - 1])  # S_{l-1}^{-1} B_{l-1,l}
                 self._U.append(U_prev)
                 S = T.diag[l] - T.lower[l - 1] @ U_prev
             self.S.append(S)
-            lu, rcond = _lu_pivot(S, layer=l + 1)
+            lu, rcond = _lu_pivot(be, S, layer=l + 1)
             self._lu.append(lu)
             self.pivot_rconds.append(rcond)
 
@@ -97,26 +81,43 @@ class LDUFactorization(Factorization):
         L = len(T.diag)
         c = []  # c_l = S_l^{-1} y_l
         for l in range(L):
-            y = r[o[l]:o[l + 1]]
+            y = r[o[l]:o[l + 1], ...]  # `...`: r is (N,) or (N, k)
             if l > 0:
                 y = y - T.lower[l - 1] @ c[l - 1]
-            c.append(_lu_solve(self._lu[l], y))
+            c.append(self._lu[l].solve(y))
         u = [None] * L
         u[L - 1] = c[L - 1]
         for l in range(L - 2, -1, -1):
             u[l] = c[l] - self._U[l] @ u[l + 1]
-        x, _, _ = self.lifted.unpivot(np.concatenate(u))
+        x, _, _ = self.lifted.unpivot(get_backend().xp.concat(u))
         return x
 
     def factors(self):
         r"""The factors of :math:`K' = \mathcal L D \mathcal U` as sparse matrices.
+
+        For display: NumPy backend only.
 
         Returns
         -------
         Lf, D, Uf : scipy.sparse.csr_matrix, each shape (N, N)
             Block unit lower bidiagonal, block diagonal ``blockdiag(S_l)``,
             block unit upper bidiagonal.
+
+        Raises
+        ------
+        BackendNotSupportedError
+            On a backend other than NumPy (``scipy.sparse`` holds NumPy
+            arrays only); ``S``, the Schur complements, are there on every
+            backend.
         """
+        be = get_backend()
+        if be.name != "numpy":
+            raise BackendNotSupportedError(
+                "LDUFactorization.factors() (scipy.sparse, for display)", be.name,
+                "inspect the Schur complements in .S, or use set_backend('numpy')",
+            )
+        import scipy.sparse as sp
+
         T = self.lifted.K_pivoted
         L = len(T.diag)
         eye = [sp.identity(n, format="csr") for n in T.sizes]
@@ -126,9 +127,7 @@ class LDUFactorization(Factorization):
             Lg[l][l] = Ug[l][l] = eye[l]
             if l > 0:
                 # B_{l,l-1} S_{l-1}^{-1} = (S_{l-1}^{-T} B_{l,l-1}^T)^T
-                Lg[l][l - 1] = sp.csr_matrix(
-                    scipy.linalg.lu_solve(self._lu[l - 1], T.lower[l - 1].T, trans=1).T
-                )
+                Lg[l][l - 1] = sp.csr_matrix(self._lu[l - 1].solve(T.lower[l - 1].T, trans=True).T)
                 Ug[l - 1][l] = sp.csr_matrix(self._U[l - 1])
         D = sp.block_diag(self.S, format="csr")
         return sp.bmat(Lg, format="csr"), D, sp.bmat(Ug, format="csr")
@@ -136,11 +135,10 @@ class LDUFactorization(Factorization):
     def logdet(self):
         r""":math:`\det(H + εI) = \det K' = \prod_l \det S_l`, from the block LUs."""
         sign, logabs = 1.0, 0.0
-        for lu, piv in self._lu:
-            d = np.diag(lu)
-            swaps = np.count_nonzero(piv != np.arange(piv.size))
-            sign *= (-1.0) ** swaps * np.prod(np.sign(d))
-            logabs += np.sum(np.log(np.abs(d)))
+        for lu in self._lu:
+            s, la = lu.slogdet()
+            sign *= s
+            logabs += la
         return float(sign), float(logabs)
 
     def inertia(self):

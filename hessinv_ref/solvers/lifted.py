@@ -32,12 +32,25 @@ block-tridiagonal with blocks of size :math:`n_l = p_l + 2 a_l`:
 
 from __future__ import annotations
 
-import numpy as np
-import scipy.sparse as sp
+from itertools import accumulate
 
+from ..backend import BackendNotSupportedError, get_backend
 from ..polynomial import HessianPolynomial
 
 __all__ = ["LiftedSystem", "Pivot", "BlockTridiagonal", "pivoted_blocks"]
+
+
+def _numpy_only(what, instead):
+    """Raise :class:`BackendNotSupportedError` unless the active backend is
+    NumPy: ``scipy.sparse`` (display only) holds NumPy arrays only."""
+    be = get_backend()
+    if be.name != "numpy":
+        raise BackendNotSupportedError(f"{what} (scipy.sparse, for display)", be.name, instead)
+
+
+def _offsets(sizes):
+    """``(0, s_1, s_1 + s_2, ...)``: block boundaries as Python ints."""
+    return tuple(accumulate(sizes, initial=0))
 
 
 class Pivot:
@@ -52,47 +65,60 @@ class Pivot:
 
     Attributes
     ----------
-    perm : ndarray of int, shape (N,)
-        ``(Π u)[i] = u[perm[i]]``, with ``N = P + 2A``.
+    perm : array of int64, shape (N,)
+        ``(Π u)[i] = u[perm[i]]``, with ``N = P + 2A``; on the active
+        backend's device (read-only on NumPy).
+    block_sizes : tuple of int
+        ``n_l = p_l + 2 a_l``.
     """
 
     def __init__(self, p, a):
-        p, a = list(p), list(a)
+        p, a = [int(v) for v in p], [int(v) for v in a]
         P, A = sum(p), sum(a)
-        x_off = np.concatenate([[0], np.cumsum(p)]).astype(int)
-        t_off = np.concatenate([[0], np.cumsum(a)]).astype(int)
-        pieces = []
+        x_off, t_off = _offsets(p), _offsets(a)
+        perm = []
         for l in range(len(p)):
-            pieces.append(np.arange(x_off[l], x_off[l + 1]))              # x_l
-            pieces.append(P + np.arange(t_off[l], t_off[l + 1]))          # t_l
-            pieces.append(P + A + np.arange(t_off[l], t_off[l + 1]))      # λ_l
-        self.perm = np.concatenate(pieces)
-        self.perm.flags.writeable = False
+            perm.extend(range(x_off[l], x_off[l + 1]))                  # x_l
+            perm.extend(range(P + t_off[l], P + t_off[l + 1]))          # t_l
+            perm.extend(range(P + A + t_off[l], P + A + t_off[l + 1]))  # λ_l
+        inv = [0] * len(perm)  # Π^{-1} = Π^T: inv[perm[i]] = i
+        for i, j in enumerate(perm):
+            inv[j] = i
+        be = get_backend()
+        self.N = len(perm)
+        self.perm = be.read_only(be.xp.asarray(perm, dtype=be.xp.int64, device=be.device))
+        # the inverse as a second gather: a scatter out[perm] = u would be
+        # integer-array setitem, which the Array API does not have
+        self._inverse_perm = be.read_only(be.xp.asarray(inv, dtype=be.xp.int64, device=be.device))
         self.block_sizes = tuple(pl + 2 * al for pl, al in zip(p, a))
 
-    @property
-    def N(self):
-        return self.perm.size
-
     def apply(self, u):
-        """:math:`Π u`: reorder ``(x, t, λ)`` into layer order (rows of ``u``)."""
-        return np.asarray(u)[self.perm]
+        """:math:`Π u`: reorder ``(x, t, λ)`` into layer order (rows of ``u``,
+        shape (N,) or (N, k))."""
+        be = get_backend()
+        return be.xp.take(be.asarray(u, "u"), self.perm, axis=0)
 
     def inverse(self, u):
         """:math:`Π^{-1} u = Π^T u`: back from layer order to ``(x, t, λ)``."""
-        u = np.asarray(u)
-        out = np.empty_like(u)
-        out[self.perm] = u
-        return out
+        be = get_backend()
+        return be.xp.take(be.asarray(u, "u"), self._inverse_perm, axis=0)
 
     def matrix(self):
-        """:math:`Π` as a sparse permutation matrix, shape (N, N)."""
+        """:math:`Π` as a sparse permutation matrix, shape (N, N); NumPy backend only."""
+        _numpy_only("Pivot.matrix()", "use Pivot.to_dense(), or set_backend('numpy')")
+        import numpy as np
+        import scipy.sparse as sp
+
         N = self.N
         return sp.csr_matrix((np.ones(N), (np.arange(N), self.perm)), shape=(N, N))
 
-    def to_dense(self):
-        """:math:`Π` as a dense array."""
-        return self.matrix().toarray()
+    def to_dense(self, dtype=None):
+        """:math:`Π` as a dense array of the active backend (rows of the
+        identity gathered by ``perm``: row ``i`` is :math:`e_{perm[i]}^T`);
+        ``dtype`` default float64."""
+        xp = get_backend().xp
+        eye = xp.eye(self.N, dtype=xp.float64 if dtype is None else dtype, device=self.perm.device)
+        return xp.take(eye, self.perm, axis=0)
 
 
 class BlockTridiagonal:
@@ -100,30 +126,41 @@ class BlockTridiagonal:
 
     Parameters
     ----------
-    diag : list of ndarray
+    diag : list of array
         ``diag[l]`` of shape (n_l, n_l), ``l = 0..L-1``.
-    lower : list of ndarray
+    lower : list of array
         ``lower[l]`` = block (l+1, l), shape (n_{l+1}, n_l), ``L - 1`` of them.
-    upper : list of ndarray
+    upper : list of array
         ``upper[l]`` = block (l, l+1), shape (n_l, n_{l+1}), ``L - 1`` of them.
+
+    Attributes
+    ----------
+    sizes : tuple of int
+        ``n_l``.
+    offsets : tuple of int
+        Block boundaries ``(0, n_1, n_1 + n_2, ..., N)``.
     """
 
     def __init__(self, diag, lower, upper):
         self.diag, self.lower, self.upper = list(diag), list(lower), list(upper)
         self.sizes = tuple(d.shape[0] for d in self.diag)
-        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int)
+        self.offsets = _offsets(self.sizes)
 
     @property
     def shape(self):
-        return (int(self.offsets[-1]),) * 2
+        return (self.offsets[-1],) * 2
 
     def to_sparse(self):
-        """The matrix in ``scipy.sparse`` CSR form.
+        """The matrix in ``scipy.sparse`` CSR form; NumPy backend only.
 
         Built from the nonzeros of the ``3L - 2`` blocks directly (COO
         triplets), in time and memory linear in ``L``; ``scipy.sparse.bmat``
         on an ``L × L`` grid of mostly empty blocks would be quadratic."""
-        o = self.offsets
+        _numpy_only("BlockTridiagonal.to_sparse()", "use to_dense() or matvec(), or set_backend('numpy')")
+        import numpy as np
+        import scipy.sparse as sp
+
+        o = np.asarray(self.offsets)
         rows, cols, vals = [], [], []
 
         def add(blocks, r0, c0):
@@ -148,61 +185,86 @@ class BlockTridiagonal:
         return coo.tocsr()
 
     def to_dense(self):
-        """The matrix as a dense array."""
-        return self.to_sparse().toarray()
+        """The matrix as a dense array of the active backend (for display
+        and tests; :math:`O(N^2)` memory)."""
+        xp = get_backend().xp
+        D0 = self.diag[0]
+        out = xp.zeros(self.shape, dtype=D0.dtype, device=D0.device)
+        o = self.offsets
+        for l, D in enumerate(self.diag):
+            out[o[l]:o[l + 1], o[l]:o[l + 1]] = D
+            if l + 1 < len(self.diag):
+                out[o[l + 1]:o[l + 2], o[l]:o[l + 1]] = self.lower[l]
+                out[o[l]:o[l + 1], o[l + 1]:o[l + 2]] = self.upper[l]
+        return out
 
     def matvec(self, u):
-        """The product with ``u`` of shape (N,) or (N, k), block by block."""
-        u = np.asarray(u)
-        o = self.offsets
-        out = np.zeros_like(u, dtype=np.float64)
-        for l, D in enumerate(self.diag):
-            rows = slice(o[l], o[l + 1])
-            out[rows] += D @ u[rows]
-            if l + 1 < len(self.diag):
-                nxt = slice(o[l + 1], o[l + 2])
-                out[nxt] += self.lower[l] @ u[rows]
-                out[rows] += self.upper[l] @ u[nxt]
-        return out
+        """The product with ``u`` of shape (N,) or (N, k), block row by block
+        row: :math:`B_{l,l-1} u_{l-1} + B_{l,l} u_l + B_{l,l+1} u_{l+1}`."""
+        be = get_backend()
+        u = be.asarray(u, "u")
+        o, L = self.offsets, len(self.diag)
+        rows = []
+        for l in range(L):
+            y = self.diag[l] @ u[o[l]:o[l + 1], ...]
+            if l > 0:
+                y = y + self.lower[l - 1] @ u[o[l - 1]:o[l], ...]
+            if l + 1 < L:
+                y = y + self.upper[l] @ u[o[l + 1]:o[l + 2], ...]
+            rows.append(y)
+        return be.xp.concat(rows)
 
 
 def pivoted_blocks(blocks, damping):
     r"""The blocks :math:`B_{l,l}, B_{l,l-1}, B_{l,l+1}` of :math:`K'` from the
-    per-layer :class:`~hessinv_ref.curvature.LayerBlocks`.
+    per-layer :class:`~hessinv_ref.curvature.LayerBlocks` (in their dtype,
+    on their device).
 
     Returns
     -------
     BlockTridiagonal
     """
+    xp = get_backend().xp
     L = len(blocks)
+    dtype, device = blocks[0].Hxx.dtype, blocks[0].Hxx.device
     p = [blk.Jx.shape[1] for blk in blocks]
     a = [blk.Jz.shape[0] for blk in blocks]
+    eyes = {}
+
+    def eye(n):  # shared, never written: the layers of a chain repeat sizes
+        if n not in eyes:
+            eyes[n] = xp.eye(n, dtype=dtype, device=device)
+        return eyes[n]
+
+    def zeros(m, n):
+        return xp.zeros((m, n), dtype=dtype, device=device)
+
     diag, lower, upper = [], [], []
     for l in range(L):
         blk = blocks[l]
         nxt = blocks[l + 1] if l + 1 < L else None
         pl, al = p[l], a[l]
-        # B_{l,l}: rows (x_l, t_l, λ_l) by columns (x_l, t_l, λ_l)
-        Bll = np.zeros((pl + 2 * al, pl + 2 * al))
-        Bll[:pl, :pl] = blk.Hxx
-        Bll[range(pl), range(pl)] += damping  # Hxx + εI, without an εI temporary
+        # B_{l,l}: rows (x_l, t_l, λ_l) by columns (x_l, t_l, λ_l); basic
+        # slices of a fresh array only
+        Bll = zeros(pl + 2 * al, pl + 2 * al)
+        Bll[:pl, :pl] = blk.Hxx + damping * eye(pl)
         Bll[:pl, pl + al:] = blk.Jx.T
         Bll[pl:pl + al, :pl] = -blk.Jx
-        np.fill_diagonal(Bll[pl:pl + al, pl:pl + al], 1.0)  # I
+        Bll[pl:pl + al, pl:pl + al] = eye(al)
         if nxt is not None:
             Bll[pl + al:, pl:pl + al] = -nxt.Hzz
-        np.fill_diagonal(Bll[pl + al:, pl + al:], 1.0)  # I
+        Bll[pl + al:, pl + al:] = eye(al)
         diag.append(Bll)
         if nxt is None:
             continue
         pn, an = p[l + 1], a[l + 1]
         # B_{l+1,l}: layer l+1's equations reach back to t_l
-        Blow = np.zeros((pn + 2 * an, pl + 2 * al))
+        Blow = zeros(pn + 2 * an, pl + 2 * al)
         Blow[:pn, pl:pl + al] = nxt.Hxz
         Blow[pn:pn + an, pl:pl + al] = -nxt.Jz
         lower.append(Blow)
         # B_{l,l+1}: the λ_l equation reaches forward to x_{l+1} and λ_{l+1}
-        Bup = np.zeros((pl + 2 * al, pn + 2 * an))
+        Bup = zeros(pl + 2 * al, pn + 2 * an)
         Bup[pl + al:, :pn] = -nxt.Hxz.T
         Bup[pl + al:, pn + an:] = -nxt.Jz.T
         upper.append(Bup)
@@ -233,7 +295,7 @@ class LiftedSystem:
     >>> from hessinv_ref.solvers.lifted import LiftedSystem
     >>> curv = Curvature(*random_problem(depth=3, width=2, batch=1, seed=0))
     >>> lifted = LiftedSystem(curv.blocks, damping=0.1)
-    >>> K = lifted.K.toarray()
+    >>> K = lifted.K.toarray()  # scipy.sparse: NumPy backend only
     >>> import numpy as np
     >>> perm = lifted.Pi.perm
     >>> np.allclose(K[perm][:, perm], lifted.K_pivoted.to_dense())
@@ -243,6 +305,7 @@ class LiftedSystem:
     def __init__(self, blocks, damping):
         self.blocks = tuple(blocks)
         self.damping = float(damping)
+        self.dtype = self.blocks[0].Hxx.dtype
         self.poly = HessianPolynomial(self.blocks)
         self.p, self.a = self.poly.p, self.poly.a[1:]
         self.Pi = Pivot(self.p, self.a)
@@ -255,7 +318,11 @@ class LiftedSystem:
     @property
     def K(self):
         """:math:`K` in ``(x, t, λ)`` order, built from the sparse factors of
-        :class:`~hessinv_ref.polynomial.HessianPolynomial` (CSR, shape (N, N))."""
+        :class:`~hessinv_ref.polynomial.HessianPolynomial` (CSR, shape (N, N));
+        for display, NumPy backend only."""
+        _numpy_only("LiftedSystem.K", "use K_pivoted.to_dense(), or set_backend('numpy')")
+        import scipy.sparse as sp
+
         poly, eps = self.poly, self.damping
         Pd, Hxz, Hzz, M, Dx = poly.P_down, poly.Hxz, poly.Hzz, poly.M, poly.Dx
         return sp.bmat(
@@ -268,13 +335,15 @@ class LiftedSystem:
         )
 
     def rhs(self, g):
-        r"""The pivoted right-hand side :math:`Π [g; 0; 0]`; ``g`` (P,) or (P, k)."""
-        g = np.asarray(g, dtype=np.float64)
-        zeros = np.zeros((self.Pi.N - self.P,) + g.shape[1:])
-        return self.Pi.apply(np.concatenate([g, zeros]))
+        r"""The pivoted right-hand side :math:`Π [g; 0; 0]`; ``g`` (P,) or
+        (P, k), cast to the blocks' dtype."""
+        be = get_backend()
+        g = be.asarray(g, "g", dtype=self.dtype)
+        zeros = be.xp.zeros((self.Pi.N - self.P,) + tuple(g.shape[1:]), dtype=g.dtype, device=g.device)
+        return self.Pi.apply(be.xp.concat([g, zeros]))
 
     def unpivot(self, u):
         """Split a pivoted solution ``u`` into ``(x, t, λ)``."""
         w = self.Pi.inverse(u)
         P, A = self.P, sum(self.a)
-        return w[:P], w[P:P + A], w[P + A:]
+        return w[:P, ...], w[P:P + A, ...], w[P + A:, ...]

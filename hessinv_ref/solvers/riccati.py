@@ -53,10 +53,8 @@ pivot is, its negative eigenvalues are counted by the pivots', and
 
 from __future__ import annotations
 
-import numpy as np
-import scipy.linalg.lapack as lapack
-
-from ..factorization import Factorization, check_pivot
+from ..backend import get_backend
+from ..factorization import Factorization, LinAlgError, check_pivot
 
 __all__ = ["RiccatiFactorization", "SymmetricPivot"]
 
@@ -64,8 +62,9 @@ __all__ = ["RiccatiFactorization", "SymmetricPivot"]
 def _sym(A):
     """The symmetric part :math:`(A + A^T)/2`; rounding makes sums like
     :math:`Q_{zz} + Q_{xz}^T K` drift from symmetry, and the recursion must
-    stay symmetric.  (Two passes over ``A``, not three: it runs per layer.)"""
-    out = np.add(A, A.T)
+    stay symmetric.  (Two passes over ``A``, not three: it runs per layer;
+    the in-place scaling is on the fresh sum.)"""
+    out = A + A.T
     out *= 0.5
     return out
 
@@ -78,70 +77,80 @@ class SymmetricPivot:
 
     Parameters
     ----------
-    Q : ndarray, shape (p, p)
+    Q : array, shape (p, p)
+        Of the active backend; not modified.
     layer : int
         The layer ``l`` it belongs to (for error messages).
+    backend : Backend, optional
+        The active backend (looked up when not given; the sweeps pass it
+        once instead of once per layer).
 
     Attributes
     ----------
-    Q : ndarray, shape (p, p)
+    Q : array, shape (p, p)
         The pivot :math:`Q_{xx}^{(l)}` as given.
     kind : {"cholesky", "eigen"}
     n_pos, n_neg : int
         Its inertia.
     rcond : float
-        Its reciprocal condition estimate.
+        Its reciprocal condition estimate: LAPACK's 1-norm estimate for a
+        Cholesky pivot (exact on backends without LAPACK's estimator), the
+        ratio of the smallest to the largest eigenvalue magnitude for an
+        eigen-pivot.
 
     Notes
     -----
-    The LAPACK routines are called directly (``dpotrf``, ``dpocon``,
-    ``dpotrs``, ``dsyevd``): the pivots of a tall-skinny chain are tiny, and
-    the input validation of the ``scipy.linalg`` wrappers (``cho_factor``,
-    ``cho_solve``, ``eigh``) would cost several times the factorization
-    itself, once per layer.  The arithmetic is the same.
+    The dense kernels are the backend's (:meth:`~hessinv_ref.backend.Backend.cholesky`,
+    ``cho_solve``, ``cho_rcond``, ``eigh``).  On NumPy they call LAPACK
+    directly (``?potrf``, ``?pocon``, ``?potrs``, ``?syevd``, in the
+    precision of ``Q``): the pivots of a tall-skinny chain are tiny, and the
+    input validation of the ``scipy.linalg`` wrappers would cost several
+    times the factorization itself, once per layer.
     """
 
-    def __init__(self, Q, layer):
+    def __init__(self, Q, layer, backend=None):
+        be = get_backend() if backend is None else backend
+        self._be = be
+        xp = be.xp
         Qs = _sym(Q)
         n = Qs.shape[0]
         self.layer = layer
-        self.Q = Q  # kept for inspection; the factorization works on a copy
-        # Qs is symmetric, so its transpose is the same matrix in the
-        # column-major order LAPACK wants: no copy on the way in.
-        anorm = lapack.dlange("1", Qs.T)  # ||Q||_1
-        chol, info = lapack.dpotrf(Qs.T, lower=1, clean=0, overwrite_a=1)
-        if info < 0:  # pragma: no cover - only on invalid arguments
-            raise ValueError(f"riccati: dpotrf failed with info={info}")
-        if info == 0:
+        self.Q = Q  # kept for inspection; the factorization works on Qs
+        C = be.cholesky(Qs)
+        if C is not None:
             self.kind = "cholesky"
-            self._chol = (chol, True)  # the (c, lower) pair of scipy.linalg.cho_factor
-            rcond, _ = lapack.dpocon(chol, anorm, uplo="L")
+            self._C = C  # lower triangular, Qs = C C^T
+            rcond = be.cho_rcond(C, Qs)
             self.n_neg = 0
-        else:  # not positive definite (dpotrf overwrote Qs: symmetrize again)
+        else:  # not positive definite
             self.kind = "eigen"
-            self._w, self._V, info = lapack.dsyevd(_sym(Q).T, compute_v=1, lower=1, overwrite_a=1)
-            if info != 0:
-                raise np.linalg.LinAlgError(f"riccati: the eigensolver failed on layer {layer}'s pivot")
-            wmax = np.max(np.abs(self._w))
-            rcond = np.min(np.abs(self._w)) / wmax if wmax > 0 else 0.0
-            self.n_neg = int(np.count_nonzero(self._w < 0))
-        self.rcond = check_pivot("riccati", layer, rcond, n)
+            try:
+                self._w, self._V = be.eigh(Qs)
+            except LinAlgError as err:
+                raise LinAlgError(f"riccati: the eigensolver failed on layer {layer}'s pivot") from err
+            wabs = xp.abs(self._w)
+            wmax = float(xp.max(wabs))
+            # a NaN wmax (an eigensolver that fails silently, as CuPy's) gives 0
+            rcond = float(xp.min(wabs)) / wmax if wmax > 0 else 0.0
+            self.n_neg = int(xp.count_nonzero(self._w < 0))
+        self.rcond = check_pivot("riccati", layer, rcond, n, dtype=Qs.dtype)
         self.n_pos = n - self.n_neg
 
     def solve(self, R):
-        """:math:`Q_{xx}^{-1} R`, ``R`` of shape (p,) or (p, k)."""
+        """:math:`Q_{xx}^{-1} R`, ``R`` of shape (p,) or (p, k); a new array."""
         if self.kind == "cholesky":
-            X, info = lapack.dpotrs(self._chol[0], R, lower=1)
-            if info != 0:  # pragma: no cover - only on invalid arguments
-                raise ValueError(f"riccati: dpotrs failed with info={info}")
-            return X
-        return self._V @ ((self._V.T @ R) / self._w.reshape((-1,) + (1,) * (np.ndim(R) - 1)))
+            return self._be.cho_solve(self._C, R)
+        xp = self._be.xp
+        w = self._w if R.ndim == 1 else xp.reshape(self._w, (-1, 1))
+        return self._V @ ((self._V.T @ R) / w)
 
     def logdet(self):
-        """``(sign, log|det Q_xx|)``."""
+        """``(sign, log|det Q_xx|)`` as floats: twice the log of the Cholesky
+        diagonal, or the eigenvalues' signs and magnitudes."""
+        xp = self._be.xp
         if self.kind == "cholesky":
-            return 1.0, 2.0 * float(np.sum(np.log(np.diag(self._chol[0]))))
-        return (-1.0) ** self.n_neg, float(np.sum(np.log(np.abs(self._w))))
+            return 1.0, 2.0 * float(xp.sum(xp.log(xp.linalg.diagonal(self._C))))
+        return (-1.0) ** self.n_neg, float(xp.sum(xp.log(xp.abs(self._w))))
 
 
 _CHUNK_ENTRIES = 1 << 22
@@ -166,22 +175,25 @@ def _chunks(blocks):
     return runs
 
 
-def _stage_matrices(blocks, damping):
+def _stage_matrices(xp, blocks, damping):
     r"""For layers with equal block shapes, stacked on a leading axis:
     :math:`J = [J_x\; J_z]`, shape (R, a, p + a_in), and the stage Hessian
     :math:`\mathcal H = [[H_{xx} + εI, H_{xz}], [H_{xz}^T, H_{zz}]]`, shape
-    (R, p + a_in, p + a_in)."""
-    Jx, Jz = np.stack([b.Jx for b in blocks]), np.stack([b.Jz for b in blocks])
-    Hxz = np.stack([b.Hxz for b in blocks])
-    R, p = Jx.shape[0], Jx.shape[2]
-    J = np.concatenate([Jx, Jz], axis=2)
-    H = np.empty((R, J.shape[2], J.shape[2]))
-    H[:, :p, :p] = np.stack([b.Hxx for b in blocks])
-    H[:, :p, p:] = Hxz
-    H[:, p:, :p] = Hxz.transpose(0, 2, 1)
-    H[:, p:, p:] = np.stack([b.Hzz for b in blocks])
-    d = np.arange(p)
-    H[:, d, d] += damping
+    (R, p + a_in, p + a_in), assembled from its four blocks."""
+    def stack(name):
+        return xp.stack([getattr(b, name) for b in blocks])
+
+    Hxx, Hxz = stack("Hxx"), stack("Hxz")
+    p = Hxx.shape[1]
+    J = xp.concat([stack("Jx"), stack("Jz")], axis=2)
+    eye = xp.eye(p, dtype=Hxx.dtype, device=Hxx.device)
+    H = xp.concat(
+        [
+            xp.concat([Hxx + damping * eye, Hxz], axis=2),  # broadcast over the layers
+            xp.concat([Hxz.mT, stack("Hzz")], axis=2),
+        ],
+        axis=1,
+    )
     return J, H
 
 
@@ -206,6 +218,7 @@ class RiccatiFactorization(Factorization):
 
     def __init__(self, curvature, damping):
         super().__init__(curvature, damping)
+        self._be = get_backend()
         blocks = curvature.blocks
         L = len(blocks)
         self.pivots, self.gains, self._Qxz = [None] * L, [None] * L, [None] * L
@@ -222,16 +235,21 @@ class RiccatiFactorization(Factorization):
 
     # -- the plain sweeps: the module docstring's equations, line by line ------
 
+    def _zeros(self, shape, like):
+        return self._be.xp.zeros(shape, dtype=self.dtype, device=like.device)
+
     def _factor_plain(self, blocks):
+        xp = self._be.xp
         L = len(blocks)
-        S = np.zeros((blocks[-1].Jz.shape[0],) * 2)  # S_L = 0
+        S = self._zeros((blocks[-1].Jz.shape[0],) * 2, blocks[-1].Jz)  # S_L = 0
         for l in range(L, 0, -1):
             blk = blocks[l - 1]
             self.S[l] = S
             JxT_S = blk.Jx.T @ S
-            Qxx = blk.Hxx + self.damping * np.eye(blk.Hxx.shape[0]) + JxT_S @ blk.Jx
+            eye = xp.eye(blk.Hxx.shape[0], dtype=self.dtype, device=S.device)
+            Qxx = blk.Hxx + self.damping * eye + JxT_S @ blk.Jx
             Qxz = blk.Hxz + JxT_S @ blk.Jz
-            pivot = SymmetricPivot(Qxx, layer=l)
+            pivot = SymmetricPivot(Qxx, layer=l, backend=self._be)
             self.pivot_rconds.append(pivot.rcond)
             K = -pivot.solve(Qxz)
             if l > 1:
@@ -243,39 +261,39 @@ class RiccatiFactorization(Factorization):
         gs = self.curvature.split(G)
         L = len(blocks)
         k = [None] * L
-        s = np.zeros((blocks[-1].Jz.shape[0], G.shape[1]))  # s_L = 0
+        s = self._zeros((blocks[-1].Jz.shape[0], G.shape[1]), G)  # s_L = 0
         for l in range(L, 0, -1):
             blk = blocks[l - 1]
             qx = -gs[l - 1] + blk.Jx.T @ s
             k[l - 1] = -self.pivots[l - 1].solve(qx)
             s = blk.Jz.T @ s + self._Qxz[l - 1].T @ k[l - 1]
         xs = []
-        t = np.zeros((blocks[0].Jz.shape[1], G.shape[1]))  # t_0 = 0
+        t = self._zeros((blocks[0].Jz.shape[1], G.shape[1]), G)  # t_0 = 0
         for l in range(1, L + 1):
             blk = blocks[l - 1]
             x = k[l - 1] + self.gains[l - 1] @ t
             t = blk.Jz @ t + blk.Jx @ x
             xs.append(x)
-        return np.concatenate(xs)
+        return self._be.xp.concat(xs)
 
     # -- the fast sweeps: the same recursion on stage matrices -------------------
 
     def _factor_fast(self, blocks):
-        S = np.zeros((blocks[-1].Jz.shape[0],) * 2)  # S_L = 0
+        be = self._be
+        S = self._zeros((blocks[-1].Jz.shape[0],) * 2, blocks[-1].Jz)  # S_L = 0
         for start, end in reversed(_chunks(blocks)):
-            J_run, H_run = _stage_matrices(blocks[start:end], self.damping)
+            J_run, H_run = _stage_matrices(be.xp, blocks[start:end], self.damping)
             p = blocks[start].Jx.shape[1]
             for r in range(end - start - 1, -1, -1):
                 l = start + r + 1
                 self.S[l] = S
-                J = J_run[r]
+                J = J_run[r, ...]
                 Q = J.T @ S @ J  # J^T S J, then + the stage Hessian
-                Q += H_run[r]
+                Q += H_run[r, ...]  # in place: Q is a fresh product
                 Qxz = Q[:p, p:]
-                pivot = SymmetricPivot(Q[:p, :p], layer=l)
+                pivot = SymmetricPivot(Q[:p, :p], layer=l, backend=be)
                 self.pivot_rconds.append(pivot.rcond)
-                K = pivot.solve(Qxz)
-                np.negative(K, out=K)  # K_l = -Qxx^{-1} Qxz; K is a fresh array
+                K = -pivot.solve(Qxz)  # K_l = -Qxx^{-1} Qxz
                 if l > 1:
                     S = Q[p:, p:] + Qxz.T @ K
                     S = _sym(S)
@@ -285,24 +303,24 @@ class RiccatiFactorization(Factorization):
     def _solve_fast(self, G):
         gs = self.curvature.split(G)
         L = len(self.pivots)
+        xp = self._be.xp
         k = [None] * L
-        s = np.zeros((self.S[L].shape[0], G.shape[1]))  # s_L = 0
+        s = self._zeros((self.S[L].shape[0], G.shape[1]), G)  # s_L = 0
         for l in range(L, 0, -1):
             p = gs[l - 1].shape[0]
             JT_s = self._J[l - 1].T @ s  # [Jx^T s; Jz^T s]
-            qx = JT_s[:p]
-            qx -= gs[l - 1]  # q_x = -g_l + Jx^T s_l
-            k[l - 1] = kl = self.pivots[l - 1].solve(qx)
-            np.negative(kl, out=kl)
-            s = JT_s[p:] + self._Qxz[l - 1].T @ kl  # s_{l-1} = q_z + Qxz^T k_l
+            # k_l = -Qxx^{-1} q_x with q_x = -g_l + Jx^T s_l: the sign folded
+            # into the subtraction, one elementwise pass fewer per layer
+            k[l - 1] = kl = self.pivots[l - 1].solve(gs[l - 1] - JT_s[:p, :])
+            s = JT_s[p:, :] + self._Qxz[l - 1].T @ kl  # s_{l-1} = q_z + Qxz^T k_l
         xs = []
-        t = np.zeros((self._J[0].shape[1] - gs[0].shape[0], G.shape[1]))  # t_0 = 0
+        t = self._zeros((self._J[0].shape[1] - gs[0].shape[0], G.shape[1]), G)  # t_0 = 0
         for l in range(1, L + 1):
             x = self.gains[l - 1] @ t
-            x += k[l - 1]
-            t = self._J[l - 1] @ np.concatenate([x, t])  # Jx x + Jz t
+            x += k[l - 1]  # in place: x is a fresh product
+            t = self._J[l - 1] @ xp.concat([x, t])  # Jx x + Jz t
             xs.append(x)
-        return np.concatenate(xs)
+        return xp.concat(xs)
 
     def logdet(self):
         r""":math:`\sum_l \log|\det Q_{xx}^{(l)}|` and the product of the signs."""

@@ -45,6 +45,15 @@ its dense Hessian stayed below ``0.5 n ε`` (gradient, inverse) and ``5 n ε``
 (HVP).  A wrong term is off by order one.  Pass ``rtol=`` to use a fixed
 tolerance on the same error measure instead (for a float32 implementation,
 say ``rtol=1e-4``).
+
+Array backends and the assert helpers
+-------------------------------------
+The candidate always gets and returns NumPy arrays (the contract above).
+The reference is computed by this package on the active backend
+(:func:`hessinv_ref.get_backend`), from explicit copies
+(:func:`~hessinv_ref.backend.from_numpy`), and copied back
+(:func:`~hessinv_ref.backend.to_numpy`) for the comparison, which is NumPy
+float64 arithmetic.
 """
 
 from __future__ import annotations
@@ -55,6 +64,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..backend import from_numpy, to_numpy
 from ..curvature import Curvature
 from ..network import Network
 from .problems import random_problem
@@ -83,10 +93,10 @@ class OracleProblem:
     name : str
         Printed in failure messages; says how to rebuild the problem.
     net : Network
-    params : ndarray, shape (P,)
-        Flat parameters ``theta``.
-    X : ndarray, shape (B, n_in)
-    y : ndarray
+    params : numpy.ndarray, shape (P,)
+        Flat parameters ``theta`` (NumPy, whatever the active backend).
+    X : numpy.ndarray, shape (B, n_in)
+    y : numpy.ndarray
         Labels (B,) or targets (B, n_out).
     damping : tuple of float
         The :math:`ε` values :func:`assert_inverse_hvp_close` uses.
@@ -120,13 +130,19 @@ class OracleProblem:
         net, params, X, y = random_problem(**kwargs)
         args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
         recipe = f"random_problem({args})"
-        return cls(recipe if name is None else name, net, net.flatten(params), X, y,
-                   tuple(damping), int(kwargs.get("seed", 0)), recipe)
+        return cls(recipe if name is None else name, net, to_numpy(net.flatten(params)),
+                   to_numpy(X), to_numpy(y), tuple(damping), int(kwargs.get("seed", 0)), recipe)
+
+    def curvature(self):
+        """The reference :class:`~hessinv_ref.Curvature`, on the active
+        backend (explicit copies of ``params``, ``X``, ``y``)."""
+        return Curvature(self.net, from_numpy(self.params), from_numpy(self.X), from_numpy(self.y))
 
     @classmethod
     def coerce(cls, problem, index):
         """Accept an :class:`OracleProblem` or a tuple ``(net, params, X, y)``
-        (optionally followed by a name)."""
+        (optionally followed by a name); arrays of NumPy or of the active
+        backend (copied to NumPy)."""
         if isinstance(problem, cls):
             return problem
         if isinstance(problem, (tuple, list)) and len(problem) in (4, 5):
@@ -134,9 +150,10 @@ class OracleProblem:
             if not isinstance(net, Network):
                 raise TypeError(f"problems[{index}][0]: expected a Network, got {type(net).__name__}")
             name = str(problem[4]) if len(problem) == 5 else f"problems[{index}]"
-            theta = net.flatten(params) if isinstance(params, (list, tuple)) else np.asarray(params)
-            net.layer_vectors(theta)  # validates shape and values
-            return cls(name, net, np.array(theta, dtype=np.float64), np.asarray(X), np.asarray(y), (1e-1,), index)
+            theta = net.flatten(params) if isinstance(params, (list, tuple)) else params
+            theta = np.array(to_numpy(theta), dtype=np.float64)
+            net.layer_vectors(from_numpy(theta))  # validates shape and values
+            return cls(name, net, theta, to_numpy(X), to_numpy(y), (1e-1,), index)
         raise TypeError(
             f"problems[{index}]: expected an OracleProblem or a tuple (net, params, X, y[, name]), "
             f"got {type(problem).__name__}"
@@ -268,7 +285,7 @@ def _vector(prob, stream):
 
 def _output(helper, prob, quantity, value, P):
     try:
-        out = np.asarray(value, dtype=np.float64)
+        out = np.asarray(to_numpy(value), dtype=np.float64)
     except (TypeError, ValueError) as err:
         raise AssertionError(
             f"{helper}: problem {prob.label}: the candidate's {quantity} is not convertible "
@@ -319,7 +336,7 @@ def gradient_scale(curv):
     :math:`S_g = \max_l \max |b_l|^T |J_{x,l}|` (1 when it is 0): rounding
     in :math:`g_l = b_l J_{x,l}` is relative to it, not to :math:`|g|`,
     which can be small by cancellation."""
-    S = max(float(np.max(np.abs(curv.b[l]) @ np.abs(blk.Jx), initial=0.0))
+    S = max(float(np.max(np.abs(to_numpy(curv.b[l])) @ np.abs(to_numpy(blk.Jx)), initial=0.0))
             for l, blk in enumerate(curv.blocks, start=1))
     return S if S > 0 else 1.0
 
@@ -354,8 +371,8 @@ def assert_gradient_close(candidate, *, problems=None, rtol=None, raise_on_failu
     rtol = _check_rtol(rtol)
     report = OracleReport("assert_gradient_close")
     for prob in _problems(problems):
-        curv = Curvature(prob.net, prob.params, prob.X, prob.y)
-        g = curv.gradient()
+        curv = prob.curvature()
+        g = to_numpy(curv.gradient())
         P = prob.net.n_params
         S = gradient_scale(curv)
         out = _output(report.helper, prob, "gradient", _run(report.helper, candidate, prob), P)
@@ -397,7 +414,7 @@ def assert_hvp_close(candidate, *, problems=None, rtol=None, raise_on_failure=Tr
     rtol = _check_rtol(rtol)
     report = OracleReport("assert_hvp_close")
     for prob in _problems(problems):
-        H = Curvature(prob.net, prob.params, prob.X, prob.y).hessian()
+        H = to_numpy(prob.curvature().hessian())
         P = prob.net.n_params
         v = _vector(prob, 1)
         ref = H @ v
@@ -454,7 +471,7 @@ def assert_inverse_hvp_close(candidate, *, problems=None, damping=None, rtol=Non
             raise ValueError(f"damping: expected finite numbers >= 0, got {damping!r}")
     report = OracleReport("assert_inverse_hvp_close")
     for prob in _problems(problems):
-        H = Curvature(prob.net, prob.params, prob.X, prob.y).hessian()
+        H = to_numpy(prob.curvature().hessian())
         P = prob.net.n_params
         g = _vector(prob, 2)
         for eps_d in damping if damping is not None else prob.damping:

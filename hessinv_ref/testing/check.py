@@ -70,6 +70,18 @@ Passing ``rtol`` replaces every rule by ``rtol * S``.
 
 Finite differences are meaningless across a kink (``relu`` at ``u = 0``):
 pass ``x`` and ``z_in`` that keep pre-activations away from it.
+
+Array backends and check_layer
+------------------------------
+The layer is called with arrays of the active backend
+(:func:`hessinv_ref.get_backend`; on NumPy, read-only ones, so a layer that
+writes into its inputs fails loudly), and everything it returns is copied
+to NumPy with :func:`~hessinv_ref.backend.to_numpy`: the finite
+differences and the comparisons are NumPy float64 arithmetic on those
+copies.  The moves are explicit, so ``check_layer`` works unchanged under
+``HESSINV_REF_BACKEND=array_api_strict`` or on CuPy; a layer that returns
+NumPy arrays while another backend is active fails the row (the library
+would have to copy them from the host).
 """
 
 from __future__ import annotations
@@ -80,6 +92,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..backend import from_numpy, get_backend, to_numpy
 from .finite_differences import EPS, central_error_bound, central_jacobian, central_step
 
 __all__ = ["check_layer", "CheckResult", "LayerCheckReport", "ROWS", "FD_SAFETY", "ROUND_SAFETY"]
@@ -251,11 +264,34 @@ def _call(layer, name, *args):
         raise _MethodError(f"{name} raised {type(err).__name__}: {err}") from err
 
 
+def _device(a):
+    """A copy of the NumPy array ``a`` on the active backend, read-only where
+    the backend can (NumPy): what the layer under test receives."""
+    be = get_backend()
+    return be.read_only(from_numpy(a))
+
+
+def _host(name, value):
+    """A layer's output as a NumPy float64 array (an explicit copy from the
+    active backend), or a :class:`_MethodError` saying why it is unusable."""
+    be = get_backend()
+    if be.name != "numpy" and isinstance(value, np.ndarray):
+        raise _MethodError(
+            f"{name}: expected an array of the active backend {be.name!r}, got a NumPy array"
+        )
+    try:
+        return np.asarray(to_numpy(value), dtype=np.float64)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise _MethodError(
+            f"{name}: expected a float array, got {type(value).__name__} ({err})"
+        ) from None
+
+
 def _array(name, value, shape):
     try:
-        a = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise _MethodError(f"{name}: expected a float array of shape {shape}, got {type(value).__name__} ({err})")
+        a = _host(name, value)
+    except _MethodError as err:
+        raise _MethodError(f"{err} (expected shape {tuple(shape)})") from None
     if a.shape != tuple(shape):
         raise _MethodError(f"{name}: expected shape {tuple(shape)}, got {a.shape}")
     if not np.all(np.isfinite(a)):
@@ -346,7 +382,7 @@ def _default_targets(layer, batch, rng):
     errors = []
     for y in order:
         try:
-            return layer.bind(y)
+            return layer.bind(from_numpy(y))
         except (TypeError, ValueError) as err:
             errors.append(f"{type(err).__name__}: {err}")
     raise ValueError(
@@ -378,11 +414,13 @@ def check_layer(layer, *, batch=2, seed=0, rtol=None, y=None, x=None, z_in=None,
     y : array_like, optional
         Targets for a loss head: labels (B,) or targets (B, n_out).  Default:
         the head's own targets if it is bound, else random ones.
-    x : ndarray of shape (n_params,), optional
-        Parameters.  Default: ``layer.init(rng)`` if the layer has ``init``,
-        else standard normal over ``sqrt(n_in)``.
-    z_in : ndarray of shape (B * n_in,), optional
-        Input.  Default: standard normal.
+    x : array of shape (n_params,), optional
+        Parameters (NumPy or the active backend's array; copied).  Default:
+        ``layer.init(rng)`` if the layer has ``init``, else standard normal
+        over ``sqrt(n_in)``.
+    z_in : array of shape (B * n_in,), optional
+        Input (NumPy or the active backend's array; copied).  Default:
+        standard normal.
     raise_on_failure : bool
         Raise ``AssertionError`` naming every failing quantity (default), or
         return the report regardless.
@@ -426,26 +464,27 @@ def check_layer(layer, *, batch=2, seed=0, rtol=None, y=None, x=None, z_in=None,
 
     if getattr(layer, "is_loss", False):
         if y is not None:
-            layer = layer.bind(y)
+            y = to_numpy(y)
+            layer = layer.bind(from_numpy(y))
             batch = int(np.shape(y)[0])
         elif getattr(layer, "y", None) is None:
             if z_in is not None:
-                batch = int(np.size(z_in)) // n_in
+                batch = int(to_numpy(z_in).size) // n_in
             layer = _default_targets(layer, batch, rng)
         else:
-            batch = int(np.shape(layer.y)[0])
+            batch = int(layer.y.shape[0])
     elif y is not None:
         raise ValueError(f"y: only a loss head takes targets, got y for {layer!r}")
 
     if x is None:
         init = getattr(layer, "init", None)
         x = init(rng) if callable(init) else rng.standard_normal(n_params) / math.sqrt(n_in)
-    x = np.array(x, dtype=np.float64, copy=True)
+    x = np.array(to_numpy(x), dtype=np.float64, copy=True)
     if x.shape != (n_params,):
         raise ValueError(f"x: expected shape ({n_params},), got {x.shape}")
     if z_in is None:
         z_in = rng.standard_normal(batch * n_in)
-    z_in = np.array(z_in, dtype=np.float64, copy=True)
+    z_in = np.array(to_numpy(z_in), dtype=np.float64, copy=True)
     if z_in.ndim != 1 or z_in.size != batch * n_in:
         if z_in.ndim == 1 and z_in.size % n_in == 0 and z_in.size and not getattr(layer, "is_loss", False):
             batch = z_in.size // n_in
@@ -453,7 +492,7 @@ def check_layer(layer, *, batch=2, seed=0, rtol=None, y=None, x=None, z_in=None,
             raise ValueError(f"z_in: expected shape ({batch * n_in},) (batch {batch} x n_in {n_in}), got {z_in.shape}")
     a_in = z_in.size
     for a in (x, z_in):
-        a.flags.writeable = False  # a layer that writes into its inputs fails loudly
+        a.flags.writeable = False  # the checker's own copies stay as drawn
 
     report = LayerCheckReport(layer=layer, batch=batch, seed=int(seed))
     ck = _Checker(rtol)
@@ -496,12 +535,17 @@ def _run_checks(ck, layer, x, z_in, a_in, p, rng):
 
 
 def _checks(ck, layer, x, z_in, a_in, p, rng):
+    # x, z_in and every reference below are NumPy (host) arrays; the layer
+    # gets copies on the active backend (_device) and its outputs come back
+    # with _host / _array.
     w = np.concatenate([z_in, x])
     h = central_step(w)
     fd_rule = _fd_rule(h)
+    xd, zd = _device(x), _device(z_in)
 
     def split(wv):
-        return wv[a_in:], wv[:a_in]
+        """``w = (z_in, x)`` -> ``(x, z_in)`` on the backend, the protocol's order."""
+        return _device(wv[a_in:]), _device(wv[:a_in])
 
     def compare_or_fail(quantity, method, part, expected, scale, reference):
         if isinstance(part, _MethodError):
@@ -511,7 +555,7 @@ def _checks(ck, layer, x, z_in, a_in, p, rng):
 
     # -- forward --------------------------------------------------------------------
     try:
-        z_out = np.asarray(_call(layer, "forward", x, z_in), dtype=np.float64)
+        z_out = _host("forward", _call(layer, "forward", xd, zd))
         if z_out.ndim != 1 or z_out.size == 0 or not np.all(np.isfinite(z_out)):
             raise _MethodError(f"forward: expected a finite flat vector, got shape {z_out.shape}")
         out_dim = getattr(layer, "out_dim", None)
@@ -535,24 +579,25 @@ def _checks(ck, layer, x, z_in, a_in, p, rng):
     d = np.concatenate([t_in, v])
     for a in (b_out, t_in, v):
         a.flags.writeable = False
+    bd, td, vd = _device(b_out), _device(t_in), _device(v)
 
     M0 = float(np.max(np.abs(z_out)))
-    J_fd = central_jacobian(lambda wv: np.asarray(layer.forward(*split(wv)), dtype=np.float64), w, h)
+    J_fd = central_jacobian(lambda wv: layer.forward(*split(wv)), w, h)
     b1, d1 = float(np.sum(np.abs(b_out))), float(np.sum(np.abs(d)))
     fd_fwd = "central differences of forward"
 
     # -- first order ----------------------------------------------------------------
-    Jz, Jx = _parts(layer, "jacobians", (x, z_in), ("Jz", "Jx"), ((a_out, a_in), (a_out, p)))
+    Jz, Jx = _parts(layer, "jacobians", (xd, zd), ("Jz", "Jx"), ((a_out, a_in), (a_out, p)))
     compare_or_fail("Jz", "jacobians", Jz, J_fd[:, :a_in], M0, fd_fwd)
     compare_or_fail("Jx", "jacobians", Jx, J_fd[:, a_in:], M0, fd_fwd)
 
-    b_in, g_x = _parts(layer, "vjp", (x, z_in, b_out), ("b_in", "g_x"), ((a_in,), (p,)))
+    b_in, g_x = _parts(layer, "vjp", (xd, zd, bd), ("b_in", "g_x"), ((a_in,), (p,)))
     ref = b_out @ J_fd
     r1 = compare_or_fail("vjp: b_in", "vjp", b_in, ref[:a_in], b1 * M0, f"b_out @ ({fd_fwd})")
     r2 = compare_or_fail("vjp: g_x", "vjp", g_x, ref[a_in:], b1 * M0, f"b_out @ ({fd_fwd})")
 
     try:
-        t_out = _array("jvp", _call(layer, "jvp", x, z_in, t_in, v), (a_out,))
+        t_out = _array("jvp", _call(layer, "jvp", xd, zd, td, vd), (a_out,))
     except _MethodError as err:
         t_out = err
     compare_or_fail("jvp", "jvp", t_out, J_fd @ d, d1 * M0, f"({fd_fwd}) @ [t_in; v]")
@@ -564,13 +609,13 @@ def _checks(ck, layer, x, z_in, a_in, p, rng):
         return
 
     def vjp_flat(wv):
-        bi, gx = layer.vjp(*split(wv), b_out)
-        return np.concatenate([np.asarray(bi, dtype=np.float64), np.asarray(gx, dtype=np.float64)])
+        bi, gx = layer.vjp(*split(wv), bd)
+        return np.concatenate([_host("vjp", bi), _host("vjp", gx)])
 
     H_fd = central_jacobian(vjp_flat, w, h)  # rows (b_in, g_x), columns (z_in, x)
     M0v = float(np.max(np.abs(np.concatenate([b_in, g_x]))))
     fd_vjp = "central differences of vjp at fixed b_out"
-    Hxx, Hxz, Hzz = _parts(layer, "curvature", (x, z_in, b_out), ("Hxx", "Hxz", "Hzz"),
+    Hxx, Hxz, Hzz = _parts(layer, "curvature", (xd, zd, bd), ("Hxx", "Hxz", "Hzz"),
                            ((p, p), (p, a_in), (a_in, a_in)))
     curv_ok = True
     for q, A, ref_block in (("Hzz", Hzz, H_fd[:a_in, :a_in]), ("Hxz", Hxz, H_fd[a_in:, :a_in]),
@@ -582,7 +627,7 @@ def _checks(ck, layer, x, z_in, a_in, p, rng):
         else:
             ck.compare(f"{q} symmetric", "curvature", A, A.T, tol_rule=fd_rule, scale=M0v, reference=f"{q}^T")
 
-    r_z, r_x = _parts(layer, "second_order", (x, z_in, b_out, t_in, v), ("z part", "x part"), ((a_in,), (p,)))
+    r_z, r_x = _parts(layer, "second_order", (xd, zd, bd, td, vd), ("z part", "x part"), ((a_in,), (p,)))
     r_fd = H_fd @ d
     fd_so = "(central differences of vjp) @ [t_in; v]"
     so_ok = compare_or_fail("second_order: z", "second_order", r_z, r_fd[:a_in], d1 * M0v, fd_so).passed

@@ -17,11 +17,23 @@ The sum is smallest for :math:`h \approx \epsilon^{1/3}` (times the scale of
 :func:`central_error_bound` evaluates the bound, from which tests derive their
 tolerances.  Finite differences are only valid where ``f`` is smooth within
 ``h`` of ``x`` (so not across a ``relu`` kink).
+
+Array backends and finite differences
+-------------------------------------
+The differences are NumPy arithmetic, whatever the active backend
+(:mod:`hessinv_ref.backend`): a point or direction given as another
+backend's array is copied to NumPy with
+:func:`~hessinv_ref.backend.to_numpy`, ``f`` is called with NumPy float64
+vectors and may return an array of any backend, which is copied back the
+same way.  To difference a function of the library on another backend, move
+its argument explicitly, e.g. ``lambda w: net.gradient(from_numpy(w), X, y)``.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from ..backend import to_numpy
 
 __all__ = ["EPS", "central_step", "central_error_bound", "central_directional", "central_jacobian"]
 
@@ -54,7 +66,7 @@ def central_step(x, eps=EPS):
     and the total error is :math:`O(\epsilon^{2/3})` relative to the scale of
     ``f``.  See the module docstring.
     """
-    return np.cbrt(eps) * np.maximum(1.0, np.abs(np.asarray(x, dtype=np.float64)))
+    return np.cbrt(eps) * np.maximum(1.0, np.abs(_host(x)))
 
 
 def central_error_bound(h, f_scale, d3_scale=None, eps=EPS):
@@ -79,13 +91,18 @@ def central_error_bound(h, f_scale, d3_scale=None, eps=EPS):
         relative accuracy; a test should multiply it by a safety factor for
         functions built from many rounded operations and state that factor.
     """
-    h = float(np.max(h))
+    h = float(np.max(_host(h)))
     d3_scale = f_scale if d3_scale is None else d3_scale
     return h * h / 6.0 * float(d3_scale) + eps * float(f_scale) / h
 
 
+def _host(a):
+    """``a`` (any backend's array, or array-like) as a NumPy float64 array."""
+    return np.asarray(to_numpy(a), dtype=np.float64)
+
+
 def _as_vector(x):
-    x = np.array(x, dtype=np.float64, copy=True)
+    x = np.array(_host(x), copy=True)
     if x.ndim != 1:
         raise ValueError(f"x: expected a flat vector of shape (n,), got shape {x.shape}")
     return x
@@ -111,13 +128,13 @@ def central_directional(f, x, d, h=None):
         ``(f(x + h d) - f(x - h d)) / (2 h)``, the shape of ``f(x)``.
     """
     x = _as_vector(x)
-    d = np.asarray(d, dtype=np.float64)
+    d = _host(d)
     if d.shape != x.shape:
         raise ValueError(f"d: expected shape {x.shape} like x, got {d.shape}")
     if h is None:
         h = float(central_step(np.max(np.abs(x), initial=0.0))) / max(1.0, float(np.max(np.abs(d), initial=0.0)))
-    fp = np.asarray(f(x + h * d), dtype=np.float64)
-    fm = np.asarray(f(x - h * d), dtype=np.float64)
+    fp = _host(f(x + h * d))
+    fm = _host(f(x - h * d))
     return (fp - fm) / (2.0 * h)
 
 
@@ -144,16 +161,16 @@ def central_jacobian(f, x, h=None):
     """
     x = _as_vector(x)
     n = x.size
-    h = central_step(x) if h is None else np.broadcast_to(np.asarray(h, dtype=np.float64), (n,))
+    h = central_step(x) if h is None else np.broadcast_to(_host(h), (n,))
     cols = []
     for j in range(n):
         xp, xm = x.copy(), x.copy()
         xp[j] += h[j]
         xm[j] -= h[j]
-        fp = np.asarray(f(xp), dtype=np.float64).ravel()
-        fm = np.asarray(f(xm), dtype=np.float64).ravel()
+        fp = _host(f(xp)).ravel()
+        fm = _host(f(xm)).ravel()
         cols.append((fp - fm) / (xp[j] - xm[j]))
     if not cols:
-        m = np.asarray(f(x)).size
+        m = _host(f(x)).size
         return np.zeros((m, 0))
     return np.stack(cols, axis=1)

@@ -14,10 +14,11 @@ import numbers
 
 import numpy as np
 
+from ..backend import check_dtype, from_numpy
 from ..layers import Dense, Residual, SoftmaxCrossEntropy, SquaredError
 from ..network import Network
 
-__all__ = ["random_problem", "build_network", "draw_data", "LAYER_KINDS", "HEADS"]
+__all__ = ["random_problem", "build_network", "draw_data", "draw_problem", "LAYER_KINDS", "HEADS"]
 
 LAYER_KINDS = ("dense", "residual")
 """Kinds of hidden layer :func:`random_problem` and :func:`build_network` know."""
@@ -105,7 +106,8 @@ def draw_data(net, batch, rng):
 
     ``X`` is standard normal of shape (batch, n_in); ``y`` is uniform labels in
     ``[0, n_classes)`` for a softmax head, standard normal targets of shape
-    (batch, n_out) for a squared-error head.
+    (batch, n_out) for a squared-error head.  Both are NumPy arrays (float64,
+    int64 labels): :func:`draw_problem` moves them to the active backend.
     """
     X = rng.standard_normal((batch, net.n_in))
     if isinstance(net.head, SoftmaxCrossEntropy):
@@ -113,6 +115,30 @@ def draw_data(net, batch, rng):
     else:
         y = rng.standard_normal((batch, net.head.n_out))
     return X, y
+
+
+def draw_problem(net, batch, seed, scale=1.0, dtype="float64"):
+    """``(net, params, X, y)`` for ``net``, drawn from ``numpy.random.default_rng(seed)``.
+
+    The one recipe behind :func:`random_problem` and
+    :meth:`~hessinv_ref.testing.strategies.Architecture.problem`: the
+    parameters first (``net.init`` with gain ``scale``, on the active
+    backend), then ``X`` and ``y`` by :func:`draw_data`, always in float64
+    from the NumPy generator (so a seed gives the same problem on every
+    backend and in every precision), then cast to ``dtype`` (float inputs
+    and targets only) and moved to the active backend explicitly with
+    :func:`~hessinv_ref.backend.from_numpy`.
+    """
+    dtype = check_dtype(dtype)
+    rng = np.random.default_rng(seed)
+    # net.init draws from the generator exactly as before the backends
+    # existed, so the stream (and every golden file) is unchanged.
+    params = net.init(rng, scale=scale, dtype=dtype)
+    X, y = draw_data(net, batch, rng)
+    X = X.astype(dtype, copy=False)
+    if y.dtype.kind == "f":
+        y = y.astype(dtype, copy=False)
+    return net, params, from_numpy(X), from_numpy(y)
 
 
 def _hidden_kinds(layers, n_hidden):
@@ -150,8 +176,9 @@ def random_problem(
     n_in=None,
     scale=1.0,
     seed=0,
+    dtype="float64",
 ):
-    """A reproducible random problem ``(net, params, X, y)``.
+    """A reproducible random problem ``(net, params, X, y)`` on the active backend.
 
     Parameters
     ----------
@@ -186,23 +213,36 @@ def random_problem(
         Seed of ``numpy.random.default_rng``.  The generator draws the
         parameters first, exactly as ``net.init(seed, scale)``, then ``X``,
         then ``y``.
+    dtype : {"float64", "float32"}
+        Working precision of the parameters, ``X`` and float targets.  The
+        values are drawn in float64 whatever ``dtype`` is, then rounded, so
+        a float32 problem is the float64 one rounded once.
 
     Returns
     -------
     net : Network
     params : list of dict
-        ``{"weight": (out, in), "bias": (out,)}`` per layer.
-    X : ndarray, shape (batch, n_in)
-        Standard normal inputs.
-    y : ndarray
-        Labels of shape (batch,) for ``"softmax"``; standard normal targets of
-        shape (batch, n_classes) for ``"mse"``.
+        ``{"weight": (out, in), "bias": (out,)}`` per layer, arrays of the
+        active backend (:func:`hessinv_ref.get_backend`).
+    X : array, shape (batch, n_in)
+        Standard normal inputs, on the active backend.
+    y : array
+        Labels of shape (batch,) for ``"softmax"`` (integers); standard normal
+        targets of shape (batch, n_classes) for ``"mse"``; on the active
+        backend.
 
     Raises
     ------
     TypeError, ValueError
         For a bad argument; the message names it, what was expected and
         what was given.
+
+    Notes
+    -----
+    ``X`` and ``y`` are drawn with the NumPy generator and then moved with
+    :func:`~hessinv_ref.backend.from_numpy`: on NumPy the values are
+    exactly those of earlier versions (the golden files depend on them),
+    and on any backend they are the same numbers.
 
     Examples
     --------
@@ -235,6 +275,7 @@ def random_problem(
         raise TypeError(f"seed: expected a non-negative int, got {seed!r}")
     if seed < 0:
         raise ValueError(f"seed: expected a non-negative int, got {seed}")
+    dtype = check_dtype(dtype)
 
     n_hidden = depth - 1
     kinds = _hidden_kinds(layers, n_hidden)
@@ -245,7 +286,4 @@ def random_problem(
     acts = _per_layer("activation", activation, n_hidden, (str,))
     net = build_network(n_in, [width] * n_hidden, kinds, acts, [bool(bias)] * depth, head, n_classes)
 
-    rng = np.random.default_rng(seed)
-    params = net.init(rng, scale=scale)
-    X, y = draw_data(net, batch, rng)
-    return net, params, X, y
+    return draw_problem(net, batch, seed, scale=scale, dtype=dtype)

@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from ..activations import ACTIVATIONS
-from .problems import HEADS, LAYER_KINDS, build_network, draw_data
+from .problems import HEADS, LAYER_KINDS, build_network, draw_problem
 
 __all__ = ["Architecture", "activations", "architectures", "problems", "vectors", "seeds"]
 
@@ -95,15 +95,12 @@ class Architecture:
             self.n_in, self.widths, self.kinds, self.activations, self.biases, self.head, self.n_out
         )
 
-    def problem(self, seed, scale=1.0):
+    def problem(self, seed, scale=1.0, dtype="float64"):
         """``(net, params, X, y)`` drawn as :func:`~hessinv_ref.testing.random_problem` does:
         parameters (``net.init`` with gain ``scale``), then ``X``, then ``y``,
-        from ``numpy.random.default_rng(seed)``."""
-        net = self.network()
-        rng = np.random.default_rng(seed)
-        params = net.init(rng, scale=scale)
-        X, y = draw_data(net, self.batch, rng)
-        return net, params, X, y
+        from ``numpy.random.default_rng(seed)``; arrays of the active backend
+        (see :func:`~hessinv_ref.testing.problems.draw_problem`)."""
+        return draw_problem(self.network(), self.batch, seed, scale=scale, dtype=dtype)
 
 
 @st.composite
@@ -174,7 +171,8 @@ def problems(draw, max_depth=6, max_width=5, max_batch=4, *, scale=(0.5, 2.0), *
     Returns
     -------
     SearchStrategy of tuple
-        ``(net, params, X, y)``, with params drawn from a drawn seed.
+        ``(net, params, X, y)``, with params drawn from a drawn seed, arrays
+        of the active backend.
     """
     arch = draw(architectures(max_depth, max_width, max_batch, **arch_kwargs))
     gain = draw(st.floats(*scale))
@@ -186,7 +184,9 @@ def vectors(n, k=None, *, bound=2.0):
     """Float64 arrays of shape (n,) or (n, k) with entries in ``[-bound, bound]``.
 
     Hypothesis draws every entry, so examples include zeros, repeated values
-    and sparse vectors, which random normal vectors almost never are.
+    and sparse vectors, which random normal vectors almost never are.  They
+    are NumPy arrays (hypothesis builds them with NumPy): move them with
+    :func:`hessinv_ref.backend.from_numpy` before calling the library.
     """
     shape = (n,) if k is None else (n, k)
     elements = st.floats(-bound, bound, allow_nan=False, allow_infinity=False, width=64)

@@ -17,7 +17,10 @@ problems, the element growth of the sweep, which that documented bound
 misses (measured; see :func:`route_bound`).
 
 The helpers here are deliberately independent of the code under test: the
-reference is always a dense NumPy/LAPACK computation on ``hessian()``.
+reference is always a dense NumPy/LAPACK computation on ``hessian()``, copied
+to NumPy from the active backend (``N``); right-hand sides are drawn with
+NumPy and moved to the backend by the tests (``B``).  On a backend other than
+NumPy the routes are :data:`BACKEND_ROUTES` (the banded LU is NumPy-only).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from hypothesis import strategies as st
 
+from _backend import ON_NUMPY, B, N, host_blocks
 from hessinv_ref import Curvature, IllConditionedPivotWarning, LayerBlocks
 from hessinv_ref.polynomial import HessianPolynomial
 from hessinv_ref.testing.strategies import architectures, seeds
@@ -38,6 +42,10 @@ EPS = float(np.finfo(np.float64).eps)
 
 EXACT_ROUTES = ("riccati", "ldu", "banded")
 """The structured routes that claim the dense answer to rounding."""
+
+BACKEND_ROUTES = EXACT_ROUTES if ON_NUMPY else tuple(r for r in EXACT_ROUTES if r != "banded")
+"""The exact routes of the active backend: ``banded`` (LAPACK's band LU)
+exists on NumPy only and refuses elsewhere (tested separately)."""
 
 C_ROUTE = 16.0
 """Safety factor of :func:`forward_bound` and :func:`route_bound`.
@@ -74,7 +82,8 @@ class SolveCase:
 
     ``n_rhs`` is ``0`` for a single ``(P,)`` right-hand side, else the ``k``
     of a ``(P, k)`` block.  The right-hand sides are standard normal from
-    ``numpy.random.default_rng(seed + 1)`` (``seed`` also draws the point).
+    ``numpy.random.default_rng(seed + 1)`` (``seed`` also draws the point),
+    NumPy arrays (the tests move them with ``B``).
     """
 
     arch: object
@@ -124,7 +133,7 @@ def solve_cases(draw, max_depth=8, max_width=4, max_batch=3, heads=("softmax", "
 
 @dataclass
 class Dense:
-    """``A = H + εI`` from ``Curvature.hessian()`` and its eigenvalues."""
+    """``A = H + εI`` from ``Curvature.hessian()`` and its eigenvalues (NumPy)."""
 
     A: np.ndarray
     w: np.ndarray
@@ -144,18 +153,19 @@ class Dense:
         return bool(self.w[0] > 0)
 
     def solve(self, g):
-        return np.linalg.solve(self.A, g)
+        return np.linalg.solve(self.A, N(g))
 
 
 def dense_reference(curv, damping):
-    A = curv.hessian() + damping * np.eye(curv.P)
+    A = N(curv.hessian()) + damping * np.eye(curv.P)
     return Dense(A, np.linalg.eigvalsh(A))
 
 
 def relative_error(x, ref):
     """``max_j ‖x_j - ref_j‖_2 / ‖ref_j‖_2`` over the columns (a zero column
-    of ``ref`` must be matched exactly)."""
-    x, ref = np.asarray(x), np.asarray(ref)
+    of ``ref`` must be matched exactly); arrays of any backend, compared as
+    NumPy copies."""
+    x, ref = N(x), N(ref)
     assert x.shape == ref.shape, f"shape {x.shape} != {ref.shape}"
     x2, r2 = x.reshape(x.shape[0], -1), ref.reshape(ref.shape[0], -1)
     num = np.linalg.norm(x2 - r2, axis=0)
@@ -180,7 +190,7 @@ def riccati_growth(fact):
     indefinite problems a pivot can be small in *magnitude* (so ``K_l`` is
     large) while perfectly conditioned: a scalar pivot has condition 1.
     """
-    return 1.0 + max((np.linalg.norm(K, 2) for K in fact.gains if K.size), default=0.0)
+    return 1.0 + max((np.linalg.norm(N(K), 2) for K in fact.gains if K.size), default=0.0)
 
 
 def route_bound(kappa, fact):
@@ -222,10 +232,11 @@ def term_scale(curv, x, g, damping):
     so it bounds that residual's rounding error, relative to the
     normalisation of the backward error.  It is about 1 when nothing
     cancels and large when ``H`` is a small difference of large terms."""
-    absblocks = [LayerBlocks(*(np.abs(m) for m in blk)) for blk in curv.blocks]
-    X = np.abs(np.asarray(x)).reshape(curv.P, -1)
-    G = np.abs(np.asarray(g)).reshape(curv.P, -1)
-    terms = HessianPolynomial(absblocks).matvec(X) + damping * X + G
-    normA = np.linalg.norm(curv.hessian() + damping * np.eye(curv.P), 1)
+    # the polynomial runs on the active backend: |blocks| and |x| go there
+    absblocks = [LayerBlocks(*(B(np.abs(m)) for m in blk)) for blk in host_blocks(curv)]
+    X = np.abs(N(x)).reshape(curv.P, -1)
+    G = np.abs(N(g)).reshape(curv.P, -1)
+    terms = N(HessianPolynomial(absblocks).matvec(B(X))) + damping * X + G
+    normA = np.linalg.norm(N(curv.hessian()) + damping * np.eye(curv.P), 1)
     den = normA * X.sum(axis=0) + G.sum(axis=0)
     return float(np.max(terms.sum(axis=0) / den))

@@ -4,12 +4,18 @@
 lower-bidiagonal, ``D = blockdiag(S_l)`` and ``Uf`` unit block
 upper-bidiagonal, ``S_l`` the Schur complements of ``math.md`` §5.  And the
 instability the paper warns about must be visible, not silent.
+
+The Schur complements are checked on every backend; ``factors()`` returns
+``scipy.sparse`` matrices (a display), so the product ``Lf D Uf`` is checked
+on NumPy only, and elsewhere ``factors()`` must refuse.
 """
 
 import numpy as np
 import scipy.sparse as sp
+import pytest
 from hypothesis import given
 
+from _backend import ON_NUMPY, B, N, numpy_only, refuses
 from hessinv_ref import Curvature
 from hessinv_ref.solvers import LDUFactorization, LiftedSystem
 from hessinv_ref.testing import random_problem
@@ -29,6 +35,34 @@ def _block(Mat, off, i, j):
     return Mat[off[i]:off[i + 1], off[j]:off[j + 1]]
 
 
+def _host_tridiagonal(T):
+    """The blocks of ``K'`` (a BlockTridiagonal) as NumPy copies."""
+    return [N(b) for b in T.diag], [N(b) for b in T.lower], [N(b) for b in T.upper]
+
+
+@given(solve_cases(max_depth=6))
+def test_schur_complements_match_their_definition(case):
+    """``S_1 = B_{1,1}``, ``S_l = B_{l,l} - B_{l,l-1} S_{l-1}^{-1} B_{l-1,l}``,
+    with dense solves of NumPy copies."""
+    curv = case.curvature()
+    fact, _ = factorize_recording(curv, case.damping, "ldu")
+    T = LiftedSystem(curv.blocks, case.damping).K_pivoted
+    diag, lower, upper = _host_tridiagonal(T)
+    S = [N(s) for s in fact.S]
+    n, L = sum(d.shape[0] for d in diag), curv.depth
+    assert len(S) == L and all(s.shape == d.shape for s, d in zip(S, diag))
+    np.testing.assert_array_equal(S[0], diag[0])  # S_1 = B_{1,1}
+    pc = fact.pivot_condition
+    for l in range(1, L):
+        sol = np.linalg.solve(S[l - 1], upper[l - 1])
+        S_def = diag[l] - lower[l - 1] @ sol
+        size = np.max(np.abs(diag[l])) + np.max(np.abs(lower[l - 1])) * np.max(np.abs(sol))
+        # Two different LU solves with S_{l-1} differ by its condition times
+        # rounding (bounded by pivot_condition); measured <= 2e-4 of this.
+        assert np.max(np.abs(S[l] - S_def)) <= C_ROUTE * n * EPS * pc * size, f"S_{l + 1}"
+
+
+@numpy_only("factors() returns scipy.sparse matrices")
 @given(solve_cases(max_depth=6))
 def test_factors_reproduce_K_pivoted_with_the_stated_structure(case):
     curv = case.curvature()
@@ -54,18 +88,7 @@ def test_factors_reproduce_K_pivoted_with_the_stated_structure(case):
             if j != i + 1:
                 np.testing.assert_array_equal(ub, 0 * ub, err_msg=f"Uf[{i},{j}]")
 
-    # The Schur complements, from their definition with dense solves.
-    np.testing.assert_array_equal(fact.S[0], T.diag[0])  # S_1 = B_{1,1}
-    pc = fact.pivot_condition
-    for l in range(1, L):
-        S_def = T.diag[l] - T.lower[l - 1] @ np.linalg.solve(fact.S[l - 1], T.upper[l - 1])
-        size = np.max(np.abs(T.diag[l])) + np.max(np.abs(T.lower[l - 1])) * np.max(
-            np.abs(np.linalg.solve(fact.S[l - 1], T.upper[l - 1]))
-        )
-        # Two different LU solves with S_{l-1} differ by its condition times
-        # rounding (bounded by pivot_condition); measured <= 2e-4 of this.
-        assert np.max(np.abs(fact.S[l] - S_def)) <= C_ROUTE * Kp.shape[0] * EPS * pc * size, f"S_{l + 1}"
-
+    # (The Schur complements themselves: test_schur_complements_match_their_definition.)
     # Lf D Uf = K'.  LU is backward stable in the size of its factors:
     # |K' - Lf D Uf| <= γ_n |Lf| |D| |Uf| (the off-diagonal factors come from
     # backward-stable solves with S_l, whose residuals obey the same bound).
@@ -86,7 +109,7 @@ def test_log_determinant_is_the_product_of_the_schur_complements():
     fact = LDUFactorization(curv, 0.05)
     sign, logabs = 1.0, 0.0
     for S in fact.S:
-        s, la = np.linalg.slogdet(S)
+        s, la = np.linalg.slogdet(N(S))
         sign, logabs = sign * s, logabs + la
     got = fact.logdet()
     assert got[0] == sign
@@ -97,8 +120,8 @@ def test_log_determinant_is_the_product_of_the_schur_complements():
 def test_unpivoted_elimination_can_be_worse_conditioned_than_the_matrix():
     """The paper's warning, made visible: on this problem κ(H + εI) ≈ 700,
     yet an LDU pivot has condition ≈ 1.5e8 (> 1/sqrt(eps): a warning), while
-    banded LU, pivoting across blocks, stays near κ.  Both answers are still
-    within their stated bounds."""
+    banded LU, pivoting across blocks, stays near κ (NumPy only: the banded
+    LU is).  Both answers are still within their stated bounds."""
     curv = Curvature(
         *random_problem(4, 3, 2, layers="mixed", activation="sigmoid", head="mse", scale=2.0, seed=157)
     )
@@ -106,11 +129,19 @@ def test_unpivoted_elimination_can_be_worse_conditioned_than_the_matrix():
     ref = dense_reference(curv, eps)
     assert ref.kappa < 1e3
     ldu, ill = factorize_recording(curv, eps, "ldu")
-    banded, ill_banded = factorize_recording(curv, eps, "banded")
     assert ill and ldu.pivot_condition > 1e5 * ref.kappa
-    assert not ill_banded and banded.pivot_condition < 1e3 * ref.kappa
     assert any("ldu: the pivot of layer" in str(w.message) for w in ill)
     g = np.random.default_rng(0).standard_normal(curv.P)
     x = ref.solve(g)
-    assert relative_error(ldu.solve(g), x) <= forward_bound(ref.kappa, ldu)
-    assert relative_error(banded.solve(g), x) <= forward_bound(ref.kappa, banded)
+    assert relative_error(ldu.solve(B(g)), x) <= forward_bound(ref.kappa, ldu)
+    if ON_NUMPY:
+        banded, ill_banded = factorize_recording(curv, eps, "banded")
+        assert not ill_banded and banded.pivot_condition < 1e3 * ref.kappa
+        assert relative_error(banded.solve(B(g)), x) <= forward_bound(ref.kappa, banded)
+
+
+@pytest.mark.skipif(ON_NUMPY, reason="NumPy has scipy.sparse: factors() is tested above")
+def test_factors_refuse_on_other_backends():
+    fact = LDUFactorization(Curvature(*random_problem(3, 2, 2, seed=0)), 0.1)
+    with refuses():
+        fact.factors()

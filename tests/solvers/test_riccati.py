@@ -6,12 +6,16 @@ over the layers ``l+1..L`` and minimised (made stationary) over their
 parameters by a dense solve.  Then the pivots: Cholesky exactly where
 ``Q_xx`` is positive definite, eigendecomposition elsewhere, and the inertia
 they carry.
+
+The factorization runs on the active backend; its gains, cost-to-go
+matrices and solutions are copied to NumPy (``N``) for the dense oracles.
 """
 
 import numpy as np
 import pytest
 from hypothesis import given
 
+from _backend import B, N, host_blocks
 from hessinv_ref import Curvature, SingularPivotError
 from hessinv_ref.solvers import RiccatiFactorization
 from hessinv_ref.testing import random_problem
@@ -37,7 +41,7 @@ def cost_to_go(blocks, damping, l):
 
     Stage ``j`` costs ``½ [t_{j-1}; x_j]^T [[Hzz_j, Hxz_j^T], [Hxz_j, Hxx_j + εI]] [t_{j-1}; x_j]``
     with ``t_j = Jz_j t_{j-1} + Jx_j x_j``.  Returns its Hessian ``W`` and the
-    sizes ``(a_l, [p_{l+1}, ..])``.
+    sizes ``(a_l, [p_{l+1}, ..])``.  ``blocks`` are NumPy (``host_blocks``).
     """
     L = len(blocks)
     a_l = blocks[l].Jz.shape[1] if l < L else blocks[-1].Jz.shape[0]
@@ -62,7 +66,7 @@ def cost_to_go(blocks, damping, l):
 def test_gains_and_cost_to_go_match_their_definition(damping, fast, monkeypatch):
     _use(monkeypatch, fast)
     curv = _tiny_indefinite()
-    blocks = curv.blocks
+    blocks = host_blocks(curv)
     L = curv.depth
     fact = curv.factorize(damping, "riccati")
     ref = dense_reference(curv, damping)
@@ -74,7 +78,7 @@ def test_gains_and_cost_to_go_match_their_definition(damping, fast, monkeypatch)
     np.testing.assert_allclose(W0[a0:, a0:], ref.A, rtol=0, atol=10 * curv.P * EPS * scale)
 
     assert fact.S[0] is None
-    np.testing.assert_array_equal(fact.S[L], np.zeros_like(fact.S[L]))
+    np.testing.assert_array_equal(N(fact.S[L]), np.zeros(fact.S[L].shape))
     for l in range(0, L):
         W, a = cost_to_go(blocks, damping, l)
         Wtt, Wtx, Wxx = W[:a, :a], W[:a, a:], W[a:, a:]
@@ -85,12 +89,12 @@ def test_gains_and_cost_to_go_match_their_definition(damping, fast, monkeypatch)
         kappa = np.max(np.abs(w)) / np.min(np.abs(w))
         tol = C_ROUTE * W.shape[0] * EPS * kappa
         K_def = -sol[: blocks[l].Jx.shape[1]]  # K_{l+1}: rows of x_{l+1}
-        K = fact.gains[l]
+        K = N(fact.gains[l])
         assert K.shape == K_def.shape
         assert np.max(np.abs(K - K_def)) <= tol * max(1.0, np.max(np.abs(K_def))), f"K_{l + 1}"
         if l >= 1:
             S_def = Wtt - Wtx @ sol
-            S = fact.S[l]
+            S = N(fact.S[l])
             size = np.max(np.abs(Wtt)) + np.max(np.abs(Wtx @ sol))
             assert np.max(np.abs(S - S_def)) <= tol * size, f"S_{l}"
 
@@ -103,9 +107,9 @@ def test_pivot_kinds_follow_definiteness_and_S_is_symmetric(fast, monkeypatch):
         fact = curv.factorize(damping, "riccati")
         assert dense_reference(curv, damping).positive_definite == expect_pd
         kinds = []
-        for l, (pivot, blk) in enumerate(zip(fact.pivots, curv.blocks), start=1):
+        for l, (pivot, blk) in enumerate(zip(fact.pivots, host_blocks(curv)), start=1):
             assert pivot.layer == l
-            S = fact.S[l]
+            S = N(fact.S[l])
             np.testing.assert_array_equal(S, S.T)  # symmetrised every step: exactly
             Q = blk.Hxx + damping * np.eye(blk.Hxx.shape[0]) + blk.Jx.T @ S @ blk.Jx
             w = np.linalg.eigvalsh(Q)
@@ -149,7 +153,7 @@ def test_both_sweeps_solve_the_same_system(fast, monkeypatch):
     ref = dense_reference(curv, 0.01)
     fact = curv.factorize(0.01, "riccati")
     G = np.random.default_rng(3).standard_normal((curv.P, 2))
-    assert relative_error(fact.solve(G), ref.solve(G)) <= route_bound(ref.kappa, fact)
+    assert relative_error(fact.solve(B(G)), ref.solve(G)) <= route_bound(ref.kappa, fact)
 
 
 def test_indefinite_accuracy_follows_the_gains_not_the_pivot_condition():
@@ -167,4 +171,4 @@ def test_indefinite_accuracy_follows_the_gains_not_the_pivot_condition():
     assert curv.P == 4 and ref.kappa < 10 and ref.n_neg == 1
     assert fact.pivot_condition == 1.0 and riccati_growth(fact) > 100
     G = np.stack([np.random.default_rng(s).standard_normal(curv.P) for s in range(300)], axis=1)
-    assert relative_error(fact.solve(G), ref.solve(G)) <= route_bound(ref.kappa, fact)
+    assert relative_error(fact.solve(B(G)), ref.solve(G)) <= route_bound(ref.kappa, fact)

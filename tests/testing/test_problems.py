@@ -96,3 +96,27 @@ def test_architectures_respect_their_bounds(arch):
 def test_problems_are_consistent(problem):
     net, params, X, y = problem
     assert np.isfinite(net.loss(params, X, y))
+
+
+@pytest.mark.parametrize("head", ["softmax", "mse"])
+def test_dtype_float32_is_the_float64_problem_rounded_once(head):
+    from hessinv_ref.backend import get_backend, to_numpy
+
+    be = get_backend()
+    net, p64, X64, y64 = random_problem(3, 3, 2, head=head, seed=5)
+    net32, p32, X32, y32 = random_problem(3, 3, 2, head=head, seed=5, dtype="float32")
+    for a in (X32, y32, *net32.layer_vectors(p32)):
+        assert be.is_array(a)  # on the active backend
+    assert X32.dtype == be.dtype("float32") and X64.dtype == be.dtype("float64")
+    np.testing.assert_array_equal(to_numpy(X32), to_numpy(X64).astype(np.float32))
+    np.testing.assert_array_equal(to_numpy(net32.flatten(p32)), to_numpy(net.flatten(p64)).astype(np.float32))
+    if head == "mse":
+        assert y32.dtype == be.dtype("float32")
+        np.testing.assert_array_equal(to_numpy(y32), to_numpy(y64).astype(np.float32))
+    else:  # labels stay integers
+        np.testing.assert_array_equal(to_numpy(y32), to_numpy(y64))
+
+
+def test_dtype_is_validated():
+    with pytest.raises(ValueError, match=r"dtype: expected one of \['float64', 'float32'\], got 'float16'"):
+        random_problem(2, 2, 2, dtype="float16")
