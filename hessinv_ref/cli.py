@@ -67,6 +67,10 @@ def build_parser():
     from .grade import add_parser as _add_grade  # the classroom exercises' autograder
 
     _add_grade(sub)
+
+    from .gpu_check import add_parser as _add_gpu_check  # every route on CuPy (or another backend)
+
+    _add_gpu_check(sub)
     return parser
 
 
