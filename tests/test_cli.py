@@ -170,3 +170,16 @@ def test_shared_argument_types(convert, good, bad):
     for text in bad:
         with pytest.raises(argparse.ArgumentTypeError, match="expected"):
             fn(text)
+
+
+def test_numpy_subcommands_run_on_numpy_whatever_backend_is_active(capsys):
+    """demo, bench, export, verify and grade build NumPy inputs, so the CLI
+    runs them on NumPy even when another backend is active (for example
+    from HESSINV_REF_BACKEND), and restores that backend afterwards."""
+    pytest.importorskip("array_api_strict")
+    from hessinv_ref.backend import get_backend, use_backend
+
+    with use_backend("array_api_strict"):
+        assert main(["demo", "--depth", "3", "--width", "1", "--batch", "1", "--classes", "2"]) == 0
+        assert get_backend().name == "array_api_strict"
+    assert "riccati" in capsys.readouterr().out
