@@ -46,7 +46,7 @@ is the only place with backend-specific code:
   (relative error below ``1e-13``) and the overflow-free form of the
   sigmoid;
 * :meth:`Backend.cholesky`, :meth:`Backend.cho_solve`,
-  :meth:`Backend.cho_rcond`, :meth:`Backend.eigh`, :class:`DenseLU`:
+  :meth:`Backend.cho_rcond`, :meth:`Backend.eigvalsh`, :class:`DenseLU`:
   LAPACK through SciPy on NumPy (called directly: the pivots of a tall-skinny
   chain are tiny and the wrappers' checks would dominate), ``cupyx.scipy``
   on CuPy, and ``xp.linalg`` otherwise, where the condition number is then
@@ -352,11 +352,6 @@ class Backend:
         inorm = float(xp.max(xp.sum(xp.abs(inv), axis=0)))
         return 1.0 / (anorm * inorm) if math.isfinite(inorm) and anorm * inorm > 0 else 0.0
 
-    def eigh(self, A):
-        """``(w, V)`` with ``A = V diag(w) V^T``, ``w`` ascending."""
-        w, V = self.xp.linalg.eigh(A)
-        return w, V
-
     def eigvalsh(self, A):
         """Eigenvalues of the symmetric ``A``, ascending."""
         return self.xp.linalg.eigvalsh(A)
@@ -472,13 +467,6 @@ class _NumpyBackend(Backend):
         pocon, lange = _lapack(("pocon", "lange"), C)
         rcond, _ = pocon(C, lange("1", A), uplo="L")
         return float(rcond)
-
-    def eigh(self, A):
-        (syevd,) = _lapack(("syevd",), A)
-        w, V, info = syevd(A.T, compute_v=1, lower=1)
-        if info != 0:
-            raise np.linalg.LinAlgError("the symmetric eigensolver (syevd) did not converge")
-        return w, V
 
     def eigvalsh(self, A):
         import scipy.linalg

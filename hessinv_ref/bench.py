@@ -76,7 +76,7 @@ One object:
     (parameters), ``A`` (activations, :math:`\sum_l a_l`), ``grad_norm``,
     ``hess_norm`` (power-iteration estimate of :math:`\|H\|_2`),
     ``setup_s``, ``riccati_s``, ``riccati_factor_s``, ``riccati_solve_s``,
-    ``riccati_flops``, ``riccati_eigen_pivots``, ``ldu_s``, ``banded_s``,
+    ``riccati_flops``, ``riccati_lu_pivots``, ``ldu_s``, ``banded_s``,
     ``hvp_s``, ``dense_s`` (assembly + solve,
     ``null`` if skipped), ``dense_skipped`` (reason or ``null``), ``cg_s``,
     ``cg_iterations``, ``cg_converged``, ``cg_relres`` (``null`` when cg
@@ -92,12 +92,12 @@ One object:
 ``width_sweep``
     ``{"depth", "batch", "dgemm_gflops", "rows"}``; each row: ``width``,
     ``P``, ``setup_s``, ``riccati_s``, ``riccati_flops``,
-    ``riccati_gflops``, ``fraction_of_dgemm``, ``riccati_eigen_pivots``
-    (pivots factored by eigendecomposition because they are indefinite:
-    they cost several times the Cholesky flops counted), the same at a
+    ``riccati_gflops``, ``fraction_of_dgemm``, ``riccati_lu_pivots``
+    (pivots factored by LU because they are indefinite: about twice the
+    Cholesky flops counted), the same at a
     damping that makes :math:`H + εI \succ 0` (``pd_damping``,
     ``riccati_pd_s``, ``riccati_pd_gflops``, ``fraction_of_dgemm_pd``,
-    ``riccati_pd_eigen_pivots``), ``dense_s`` (or ``null``),
+    ``riccati_pd_lu_pivots``), ``dense_s`` (or ``null``),
     ``dense_skipped``.
 ``crossover``
     ``{"width", "batch", "rows", "first_win"}``; rows as in the depth
@@ -367,12 +367,12 @@ def _measure(depth, width, batch, cfg, clock, caps, routes=STRUCTURED, extras=Tr
             row["riccati_factor_s"], fact = _median_time(lambda: curv.factorize(eps, "riccati"), reps, clock)
             row["riccati_solve_s"], _ = _median_time(lambda: fact.solve(g), reps, clock)
             row["riccati_flops"] = riccati_flops(curv.blocks)
-            # indefinite pivots are factored by eigendecomposition, several
-            # times the Cholesky flops counted above
-            row["riccati_eigen_pivots"] = sum(p.kind == "eigen" for p in fact.pivots)
+            # indefinite pivots are factored by LU, about twice the
+            # Cholesky flops counted above
+            row["riccati_lu_pivots"] = sum(p.kind == "lu" for p in fact.pivots)
         elif "riccati" in routes:
             row.update(riccati_factor_s=None, riccati_solve_s=None, riccati_flops=None,
-                       riccati_eigen_pivots=None)
+                       riccati_lu_pivots=None)
     ric = row.get("riccati_s")
     row["per_layer_us"] = None if ric is None else 1e6 * (row["setup_s"] + ric) / depth
 
@@ -481,8 +481,8 @@ def _positive_definite_probe(row, cfg, clock, gf):
     r"""The same Riccati timing with every pivot positive definite.
 
     At the default damping a wide chain is indefinite and most pivots are
-    factored by eigendecomposition, which the flop count (Cholesky) does not
-    credit.  Shifting by twice the power-iteration estimate of
+    factored by LU, about twice the flops of the Cholesky factorization the
+    count credits.  Shifting by twice the power-iteration estimate of
     :math:`\|H\|_2` makes :math:`H + εI \succ 0`, so every pivot is a
     Cholesky factorization: this is the BLAS-3 efficiency of the recursion
     itself."""
@@ -494,7 +494,7 @@ def _positive_definite_probe(row, cfg, clock, gf):
     row["riccati_pd_s"], _ = _median_time(lambda: curv.factorize(eps, "riccati").solve(g),
                                           cfg["repeats"], clock)
     fact = curv.factorize(eps, "riccati")
-    row["riccati_pd_eigen_pivots"] = sum(p.kind == "eigen" for p in fact.pivots)
+    row["riccati_pd_lu_pivots"] = sum(p.kind == "lu" for p in fact.pivots)
     row["riccati_pd_gflops"] = riccati_flops(curv.blocks) / row["riccati_pd_s"] / 1e9
     row["fraction_of_dgemm_pd"] = row["riccati_pd_gflops"] / gf
 
@@ -508,7 +508,7 @@ def width_sweep(cfg, clock):
                        routes=("riccati",), extras=False)
         if row["riccati_s"] is None:  # pragma: no cover - a singular pivot at this width
             row.update(riccati_flops=None, riccati_gflops=None, fraction_of_dgemm=None,
-                       riccati_eigen_pivots=None)
+                       riccati_lu_pivots=None)
         else:
             row["riccati_gflops"] = row["riccati_flops"] / row["riccati_s"] / 1e9
             row["fraction_of_dgemm"] = row["riccati_gflops"] / gf
@@ -762,8 +762,8 @@ def format_report(result):
         lines.append(f"Width sweep: depth {ws['depth']}, batch {ws['batch']}; dgemm in this sweep "
                      f"{ws['dgemm_gflops']:.1f} GFLOP/s")
         head = (f"{'width':>5} {'P':>7} {'setup ms':>9} {'GFLOP':>8} | {'riccati ms':>10} "
-                f"{'GFLOP/s':>8} {'% dgemm':>8} {'eig piv':>8} | {'PD ms':>8} {'GFLOP/s':>8} "
-                f"{'% dgemm':>8} {'eig piv':>8} | {'dense ms':>9}")
+                f"{'GFLOP/s':>8} {'% dgemm':>8} {'LU piv':>8} | {'PD ms':>8} {'GFLOP/s':>8} "
+                f"{'% dgemm':>8} {'LU piv':>8} | {'dense ms':>9}")
         lines += [head, "-" * len(head)]
         for r in ws["rows"]:
             pct = (None if r["fraction_of_dgemm"] is None else 100 * r["fraction_of_dgemm"])
@@ -771,11 +771,11 @@ def format_report(result):
                 f"{r['width']:>5} {r['P']:>7} {_ms(r['setup_s']):>9} "
                 f"{_fmt(r['riccati_flops'] and r['riccati_flops'] / 1e9, '{:.3f}'):>8} | "
                 f"{_ms(r['riccati_s']):>10} {_fmt(r['riccati_gflops'], '{:.2f}'):>8} {_fmt(pct, '{:.0f}'):>7}% "
-                f"{_fmt(r['riccati_eigen_pivots'], '{}'):>4}/{r['depth']:<3} | {_ms(r['riccati_pd_s']):>8} "
+                f"{_fmt(r['riccati_lu_pivots'], '{}'):>4}/{r['depth']:<3} | {_ms(r['riccati_pd_s']):>8} "
                 f"{r['riccati_pd_gflops']:>8.2f} {100 * r['fraction_of_dgemm_pd']:>7.0f}% "
-                f"{r['riccati_pd_eigen_pivots']:>4}/{r['depth']:<3} | {_ms(r['dense_s']):>9}")
+                f"{r['riccati_pd_lu_pivots']:>4}/{r['depth']:<3} | {_ms(r['dense_s']):>9}")
         lines.append("  GFLOP counts the recursion with Cholesky pivots (riccati_flops); an indefinite "
-                     "pivot (eig piv) is factored by eigendecomposition, several times that work. "
+                     "pivot (LU piv) is factored by LU, about twice that work. "
                      "PD: the same at damping 2|H|_2, where every pivot is positive definite.")
         lines.append("")
     co = result.get("crossover")

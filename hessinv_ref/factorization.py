@@ -23,8 +23,8 @@ Numerical honesty
 -----------------
 Each structured route factors a sequence of small *pivot blocks* (Schur
 complements).  For each pivot block the reciprocal condition number
-``rcond`` (LAPACK's 1-norm estimate, or the exact ratio of extreme
-eigenvalue magnitudes for symmetric eigen-pivots) is checked by one rule:
+``rcond`` (LAPACK's 1-norm estimate on NumPy, the exact 1-norm value
+elsewhere) is checked by one rule:
 
 * ``rcond < n · eps`` (``n`` the block size, ``eps`` the machine epsilon
   of the working precision: ``2.2e-16`` in ``float64``, ``1.2e-7`` in

@@ -52,8 +52,8 @@ Both are first-order error bounds with a factor ``C`` for the growth that
 the bounds' dimension-dependent constants allow.  The default accuracy
 problem (depth 12, width 6, batch 4, ``P = 483``, ``ε = 0.1``) has an
 indefinite :math:`H + εI` with :math:`κ ≈ 170`, so the ``riccati`` row
-exercises both of its pivot kinds, Cholesky and the symmetric
-eigendecomposition (the note says how many of each).  Over seeds 0 to 19,
+exercises both of its pivot kinds, Cholesky and LU (the note says how
+many of each).  Over seeds 0 to 19,
 on NumPy and on ``array_api_strict``, the largest error of an exact route
 or a product was below ``2e-3`` of its tolerance in float64 and below
 ``1e-3`` in float32.
@@ -487,9 +487,9 @@ def _accuracy(table, depth, width, batch, damping, scale, seed, dtype):
         fact, x, bwd = result
         notes = _warning_notes(caught)
         pivots = getattr(fact, "pivots", None) if method == "riccati" else None
-        if pivots:  # both pivot kinds (Cholesky, eigh) should be exercised on the device
-            n_eigen = sum(getattr(p, "kind", "") == "eigen" for p in pivots)
-            notes.insert(0, f"{n_eigen} of {len(pivots)} pivots by eigh, the rest Cholesky")
+        if pivots:  # both pivot kinds (Cholesky, LU) should be exercised on the device
+            n_lu = sum(getattr(p, "kind", "") == "lu" for p in pivots)
+            notes.insert(0, f"{n_lu} of {len(pivots)} pivots by LU, the rest Cholesky")
         tol_x, tol_b, krylov = tol_inv, tol_bwd, method in KRYLOV_ROUTES
         if krylov:  # inexact: stopped at a relative residual rtol, and may not converge
             tol_x, tol_b = max(tol_inv, 10 * fact.rtol * kappa), max(tol_bwd, 10 * fact.rtol)

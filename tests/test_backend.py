@@ -363,17 +363,14 @@ def test_cholesky_solves_and_refuses_indefinite_matrices(backend):
 
 
 @pytest.mark.parametrize("backend", ["numpy", STRICT])
-def test_symmetric_eigensolvers(backend):
+def test_symmetric_eigenvalues(backend):
     M = np.random.default_rng(1).standard_normal((5, 5))
     A = M + M.T
     with use_backend(backend) as be:
-        w, V = (to_numpy(a) for a in be.eigh(from_numpy(A)))
-        w2 = to_numpy(be.eigvalsh(from_numpy(A)))
+        w = to_numpy(be.eigvalsh(from_numpy(A)))
     ref = np.linalg.eigvalsh(A)
     scale = 10 * 5 * EPS * np.abs(ref).max()
     np.testing.assert_allclose(w, ref, rtol=0, atol=scale)
-    np.testing.assert_allclose(w2, ref, rtol=0, atol=scale)
-    np.testing.assert_allclose(V @ np.diag(w) @ V.T, A, rtol=0, atol=scale)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 6, 10])

@@ -38,13 +38,13 @@ TINY_ARGS = [
 
 DEPTH_ROW_FIELDS = {
     "depth", "P", "A", "grad_norm", "hess_norm", "setup_s", "riccati_s", "riccati_factor_s",
-    "riccati_solve_s", "riccati_flops", "riccati_eigen_pivots", "ldu_s", "banded_s", "hvp_s", "dense_s", "dense_skipped", "cg_s",
+    "riccati_solve_s", "riccati_flops", "riccati_lu_pivots", "ldu_s", "banded_s", "hvp_s", "dense_s", "dense_skipped", "cg_s",
     "cg_iterations", "cg_converged", "cg_relres", "riccati_relres", "ldu_relres",
     "banded_relres", "mem_riccati_bytes", "mem_banded_bytes", "dense_mem_bytes",
     "per_layer_us", "speedup_dense",
 }
 WIDTH_ROW_FIELDS = {"width", "P", "setup_s", "riccati_s", "riccati_flops", "riccati_gflops",
-                    "fraction_of_dgemm", "riccati_eigen_pivots", "riccati_pd_s", "fraction_of_dgemm_pd", "riccati_pd_eigen_pivots", "dense_s", "dense_skipped"}
+                    "fraction_of_dgemm", "riccati_lu_pivots", "riccati_pd_s", "fraction_of_dgemm_pd", "riccati_pd_lu_pivots", "dense_s", "dense_skipped"}
 ENV_FIELDS = {"machine", "processor", "cpu_count", "python", "numpy", "scipy", "hessinv_ref",
               "blas", "blas_threads", "timer", "env"}
 

@@ -54,7 +54,7 @@ pivot is, its negative eigenvalues are counted by the pivots', and
 from __future__ import annotations
 
 from ..backend import get_backend
-from ..factorization import Factorization, LinAlgError, check_pivot
+from ..factorization import Factorization, check_pivot
 
 __all__ = ["RiccatiFactorization", "SymmetricPivot"]
 
@@ -72,8 +72,13 @@ def _sym(A):
 class SymmetricPivot:
     """A factorization of one symmetric pivot :math:`Q_{xx}`.
 
-    Cholesky where :math:`Q_{xx} \\succ 0`; otherwise the eigendecomposition
-    :math:`Q_{xx} = V \\mathrm{diag}(w) V^T`, which also gives its inertia.
+    Cholesky where :math:`Q_{xx} \\succ 0`; otherwise LU with partial
+    pivoting, which runs at matrix-multiply speed (a symmetric
+    eigendecomposition costs about ten times as much, and LAPACK's
+    Bunch-Kaufman ``?sytrf`` about four times, at ``p = 1024``).  The LU
+    factors of a symmetric matrix do not carry its inertia, so an LU pivot
+    counts its negative eigenvalues (``eigvalsh``) only when :attr:`n_neg`
+    is first read: solves never pay for it.
 
     Parameters
     ----------
@@ -89,21 +94,20 @@ class SymmetricPivot:
     ----------
     Q : array, shape (p, p)
         The pivot :math:`Q_{xx}^{(l)}` as given.
-    kind : {"cholesky", "eigen"}
+    kind : {"cholesky", "lu"}
     n_pos, n_neg : int
-        Its inertia.
+        Its inertia (for an LU pivot computed on first use).
     rcond : float
-        Its reciprocal condition estimate: LAPACK's 1-norm estimate for a
-        Cholesky pivot (exact on backends without LAPACK's estimator), the
-        ratio of the smallest to the largest eigenvalue magnitude for an
-        eigen-pivot.
+        Its reciprocal 1-norm condition estimate: LAPACK's (``?pocon`` or
+        ``?gecon``) on NumPy, exact from the inverse on backends without
+        LAPACK's estimators.
 
     Notes
     -----
     The dense kernels are the backend's (:meth:`~hessinv_ref.backend.Backend.cholesky`,
-    ``cho_solve``, ``cho_rcond``, ``eigh``).  On NumPy they call LAPACK
-    directly (``?potrf``, ``?pocon``, ``?potrs``, ``?syevd``, in the
-    precision of ``Q``): the pivots of a tall-skinny chain are tiny, and the
+    ``cho_solve``, ``cho_rcond``, ``lu``, ``eigvalsh``).  On NumPy they call
+    LAPACK directly (``?potrf``, ``?pocon``, ``?potrs``, ``?getrf``,
+    ``?getrs``, ``?gecon``, in the precision of ``Q``): the pivots of a tall-skinny chain are tiny, and the
     input validation of the ``scipy.linalg`` wrappers would cost several
     times the factorization itself, once per layer.
     """
@@ -111,7 +115,6 @@ class SymmetricPivot:
     def __init__(self, Q, layer, backend=None):
         be = get_backend() if backend is None else backend
         self._be = be
-        xp = be.xp
         Qs = _sym(Q)
         n = Qs.shape[0]
         self.layer = layer
@@ -121,36 +124,43 @@ class SymmetricPivot:
             self.kind = "cholesky"
             self._C = C  # lower triangular, Qs = C C^T
             rcond = be.cho_rcond(C, Qs)
-            self.n_neg = 0
-        else:  # not positive definite
-            self.kind = "eigen"
-            try:
-                self._w, self._V = be.eigh(Qs)
-            except LinAlgError as err:
-                raise LinAlgError(f"riccati: the eigensolver failed on layer {layer}'s pivot") from err
-            wabs = xp.abs(self._w)
-            wmax = float(xp.max(wabs))
-            # a NaN wmax (an eigensolver that fails silently, as CuPy's) gives 0
-            rcond = float(xp.min(wabs)) / wmax if wmax > 0 else 0.0
-            self.n_neg = int(xp.count_nonzero(self._w < 0))
+            self._n_neg = 0
+        else:  # not positive definite: LU with partial pivoting
+            self.kind = "lu"
+            self._lu = be.lu(Qs)
+            rcond = self._lu.rcond
+            self._Qs, self._n_neg = Qs, None  # the inertia is computed when asked for
         self.rcond = check_pivot("riccati", layer, rcond, n, dtype=Qs.dtype)
-        self.n_pos = n - self.n_neg
+
+    @property
+    def n_neg(self):
+        """Number of negative eigenvalues of the pivot: 0 for a Cholesky
+        pivot; for an LU pivot counted from its eigenvalues on first use
+        (the LU factors of a symmetric matrix do not carry its inertia, and
+        the solves do not need it)."""
+        if self._n_neg is None:
+            xp = self._be.xp
+            self._n_neg = int(xp.count_nonzero(self._be.eigvalsh(self._Qs) < 0))
+        return self._n_neg
+
+    @property
+    def n_pos(self):
+        """Number of positive eigenvalues (none is zero: a singular pivot raises)."""
+        return self.Q.shape[0] - self.n_neg
 
     def solve(self, R):
         """:math:`Q_{xx}^{-1} R`, ``R`` of shape (p,) or (p, k); a new array."""
         if self.kind == "cholesky":
             return self._be.cho_solve(self._C, R)
-        xp = self._be.xp
-        w = self._w if R.ndim == 1 else xp.reshape(self._w, (-1, 1))
-        return self._V @ ((self._V.T @ R) / w)
+        return self._lu.solve(R)
 
     def logdet(self):
         """``(sign, log|det Q_xx|)`` as floats: twice the log of the Cholesky
-        diagonal, or the eigenvalues' signs and magnitudes."""
+        diagonal, or the LU's (pivot signs and the diagonal of ``U``)."""
         xp = self._be.xp
         if self.kind == "cholesky":
             return 1.0, 2.0 * float(xp.sum(xp.log(xp.linalg.diagonal(self._C))))
-        return (-1.0) ** self.n_neg, float(xp.sum(xp.log(xp.abs(self._w))))
+        return self._lu.slogdet()
 
 
 _CHUNK_ENTRIES = 1 << 22

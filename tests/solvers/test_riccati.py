@@ -4,8 +4,8 @@ The factorization's gains ``K_l`` and cost-to-go Hessians ``S_l`` are checked
 against their *definition*: the quadratic program of §6, written out densely
 over the layers ``l+1..L`` and minimised (made stationary) over their
 parameters by a dense solve.  Then the pivots: Cholesky exactly where
-``Q_xx`` is positive definite, eigendecomposition elsewhere, and the inertia
-they carry.
+``Q_xx`` is positive definite, LU elsewhere, and the inertia they carry
+(counted from the eigenvalues of an LU pivot when asked for).
 
 The factorization runs on the active backend; its gains, cost-to-go
 matrices and solutions are copied to NumPy (``N``) for the dense oracles.
@@ -115,10 +115,10 @@ def test_pivot_kinds_follow_definiteness_and_S_is_symmetric(fast, monkeypatch):
             w = np.linalg.eigvalsh(Q)
             # Decidable: no eigenvalue of Q_xx within rounding of zero.
             assert np.min(np.abs(w)) > 1e-8 * np.max(np.abs(w))
-            assert pivot.kind == ("cholesky" if w[0] > 0 else "eigen"), f"layer {l}"
+            assert pivot.kind == ("cholesky" if w[0] > 0 else "lu"), f"layer {l}"
             assert (pivot.n_pos, pivot.n_neg) == (int(np.sum(w > 0)), int(np.sum(w < 0)))
             kinds.append(pivot.kind)
-        assert ("eigen" in kinds) == (not expect_pd)
+        assert ("lu" in kinds) == (not expect_pd)
 
 
 @given(solve_cases(max_depth=6))
