@@ -70,8 +70,8 @@ Hessian, its assembly temporaries, ``H + εI`` and the LU copy) passes
 2 GiB elsewhere) or its predicted time (cubic in ``P`` from the previous
 depth) passes ``--dense-max-s``.  The default timing sweep (width 32,
 batch 16, no bias, depths 4 to 64: ``P`` up to 65 536, stage matrices of
-order 1 536) is sized for a GPU and finishes well within three minutes on
-one; on a CPU pass smaller ``--timing-*`` values or ``--no-timing``.
+order 1 536) is sized to finish within three minutes on a data-centre
+GPU (an estimate: it has not yet run on one); on a CPU pass smaller ``--timing-*`` values or ``--no-timing``.
 """
 
 from __future__ import annotations
