@@ -143,6 +143,14 @@ def _erfc_array_api(xp, u):
 # -- dense LU of one square block ----------------------------------------------------
 
 
+def _exact_rcond(xp, A, inv):
+    r""":math:`1/(\|A\|_1 \|A^{-1}\|_1)` from ``A`` and its computed inverse;
+    0 when the inverse is not finite (``A`` numerically singular)."""
+    anorm = float(xp.max(xp.sum(xp.abs(A), axis=0)))
+    inorm = float(xp.max(xp.sum(xp.abs(inv), axis=0)))
+    return 1.0 / (anorm * inorm) if math.isfinite(inorm) and anorm * inorm > 0 else 0.0
+
+
 class DenseLU:
     r"""An LU factorization of one square matrix ``A`` on the active backend.
 
@@ -154,6 +162,8 @@ class DenseLU:
 
     Attributes
     ----------
+    A : array, shape (n, n)
+        The factored matrix, as given.
     rcond : float
         Reciprocal 1-norm condition number (0 when ``A`` is exactly
         singular or the factorization produced non-finite values).
@@ -162,14 +172,12 @@ class DenseLU:
     def __init__(self, backend, A):
         self.backend, self.A = backend, A
         xp = backend.xp
-        anorm = float(xp.max(xp.sum(xp.abs(A), axis=0)))
         try:
             inv = xp.linalg.inv(A)
         except np.linalg.LinAlgError:
             self.rcond = 0.0
             return
-        inorm = float(xp.max(xp.sum(xp.abs(inv), axis=0)))
-        self.rcond = 1.0 / (anorm * inorm) if math.isfinite(inorm) and anorm * inorm > 0 else 0.0
+        self.rcond = _exact_rcond(xp, A, inv)
 
     def solve(self, R, trans=False):
         """:math:`A^{-1} R` (``trans=False``) or :math:`A^{-T} R`."""
@@ -346,11 +354,8 @@ class Backend:
         r"""Reciprocal 1-norm condition number of ``A = C C^T``
         (generic: exact, :math:`1/(\|A\|_1\|A^{-1}\|_1)`)."""
         xp = self.xp
-        n = A.shape[0]
-        inv = self.cho_solve(C, xp.eye(n, dtype=A.dtype, device=self.device))
-        anorm = float(xp.max(xp.sum(xp.abs(A), axis=0)))
-        inorm = float(xp.max(xp.sum(xp.abs(inv), axis=0)))
-        return 1.0 / (anorm * inorm) if math.isfinite(inorm) and anorm * inorm > 0 else 0.0
+        inv = self.cho_solve(C, xp.eye(A.shape[0], dtype=A.dtype, device=self.device))
+        return _exact_rcond(xp, A, inv)
 
     def eigvalsh(self, A):
         """Eigenvalues of the symmetric ``A``, ascending."""
@@ -507,10 +512,6 @@ class _CupyBackend(Backend):  # pragma: no cover - needs a CUDA device
 
     def _same_device(self, a):
         return a.device == self._cupy.cuda.Device()
-
-    def asarray(self, a, name, dtype=None):
-        a = super().asarray(a, name, dtype)
-        return a
 
     def erfc(self, u):
         import cupyx.scipy.special as csp

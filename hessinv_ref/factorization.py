@@ -56,6 +56,7 @@ __all__ = [
     "IllConditionedPivotWarning",
     "check_pivot",
     "check_damping",
+    "slogdet_of_blocks",
 ]
 
 EPS = sys.float_info.epsilon
@@ -154,6 +155,18 @@ def check_pivot(method, layer, rcond, n, dtype=None):
             stacklevel=3,
         )
     return rcond
+
+
+def slogdet_of_blocks(slogdets):
+    r"""``(sign, log|det|)`` of a matrix factored as unit triangular times
+    ``blockdiag(B_l)`` times unit triangular (block LDU, or the Riccati
+    congruence), from the ``(sign, log|det B_l|)`` pairs of its pivots:
+    :math:`\det = \prod_l \det B_l`, so the signs multiply and the logs add."""
+    sign, logabs = 1.0, 0.0
+    for s, la in slogdets:
+        sign *= s
+        logabs += la
+    return float(sign), float(logabs)
 
 
 def check_damping(damping):
@@ -321,8 +334,8 @@ class Factorization:
                     f"{self.method}.inertia (from the riccati pivots)",
                     err.layer,
                     err.rcond,
-                    f"this route factored H + damping*I, but the Riccati pivots that give "
-                    f"its inertia broke down; method='dense' gives it from the eigenvalues",
+                    "this route factored H + damping*I, but the Riccati pivots that give "
+                    "its inertia broke down; method='dense' gives it from the eigenvalues",
                 ) from err
         return self._riccati.inertia()
 

@@ -23,7 +23,7 @@ pivots across blocks.
 from __future__ import annotations
 
 from ..backend import BackendNotSupportedError, get_backend
-from ..factorization import Factorization, check_pivot
+from ..factorization import Factorization, check_pivot, slogdet_of_blocks
 from .lifted import LiftedSystem
 
 __all__ = ["LDUFactorization"]
@@ -134,12 +134,7 @@ class LDUFactorization(Factorization):
 
     def logdet(self):
         r""":math:`\det(H + εI) = \det K' = \prod_l \det S_l`, from the block LUs."""
-        sign, logabs = 1.0, 0.0
-        for lu in self._lu:
-            s, la = lu.slogdet()
-            sign *= s
-            logabs += la
-        return float(sign), float(logabs)
+        return slogdet_of_blocks(lu.slogdet() for lu in self._lu)
 
     def inertia(self):
         """Inertia from the Riccati pivots of the same point (the LU factors

@@ -54,7 +54,7 @@ pivot is, its negative eigenvalues are counted by the pivots', and
 from __future__ import annotations
 
 from ..backend import get_backend
-from ..factorization import Factorization, check_pivot
+from ..factorization import Factorization, check_pivot, slogdet_of_blocks
 
 __all__ = ["RiccatiFactorization", "SymmetricPivot"]
 
@@ -129,7 +129,7 @@ class SymmetricPivot:
             self.kind = "lu"
             self._lu = be.lu(Qs)
             rcond = self._lu.rcond
-            self._Qs, self._n_neg = Qs, None  # the inertia is computed when asked for
+            self._n_neg = None  # the inertia is computed when asked for
         self.rcond = check_pivot("riccati", layer, rcond, n, dtype=Qs.dtype)
 
     @property
@@ -140,7 +140,7 @@ class SymmetricPivot:
         the solves do not need it)."""
         if self._n_neg is None:
             xp = self._be.xp
-            self._n_neg = int(xp.count_nonzero(self._be.eigvalsh(self._Qs) < 0))
+            self._n_neg = int(xp.count_nonzero(self._be.eigvalsh(self._lu.A) < 0))
         return self._n_neg
 
     @property
@@ -334,12 +334,7 @@ class RiccatiFactorization(Factorization):
 
     def logdet(self):
         r""":math:`\sum_l \log|\det Q_{xx}^{(l)}|` and the product of the signs."""
-        sign, logabs = 1.0, 0.0
-        for pivot in self.pivots:
-            s, la = pivot.logdet()
-            sign *= s
-            logabs += la
-        return float(sign), float(logabs)
+        return slogdet_of_blocks(pivot.logdet() for pivot in self.pivots)
 
     def inertia(self):
         """Sums of the pivots' inertias (Sylvester); ``n_zero`` is 0, since a
