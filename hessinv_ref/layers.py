@@ -81,9 +81,11 @@ __all__ = [
 
 
 def _check_positive_int(name, value):
+    """``value`` as an int if it is a positive integer, else a TypeError or
+    ValueError naming ``name`` (shared with :mod:`hessinv_ref.testing`)."""
     # numbers.Integral covers Python ints and NumPy's integer scalars
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected a positive int, got {value!r}")
+        raise TypeError(f"{name}: expected a positive int, got {value!r} ({type(value).__name__})")
     if value < 1:
         raise ValueError(f"{name}: expected a positive int, got {value}")
     return int(value)

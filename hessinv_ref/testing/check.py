@@ -93,6 +93,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..backend import from_numpy, get_backend, to_numpy
+from ..layers import _check_positive_int as _positive_int
 from .finite_differences import EPS, central_error_bound, central_jacobian, central_step
 
 __all__ = ["check_layer", "CheckResult", "LayerCheckReport", "ROWS", "FD_SAFETY", "ROUND_SAFETY"]
@@ -323,14 +324,6 @@ def _parts(layer, method, args, names, shapes):
         except _MethodError as err:
             out.append(err)
     return out
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected a positive int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name}: expected a positive int, got {value}")
-    return int(value)
 
 
 class _Checker:

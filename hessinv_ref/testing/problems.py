@@ -16,6 +16,7 @@ import numpy as np
 
 from ..backend import check_dtype, from_numpy
 from ..layers import Dense, Residual, SoftmaxCrossEntropy, SquaredError
+from ..layers import _check_positive_int as _positive_int
 from ..network import Network
 
 __all__ = ["random_problem", "build_network", "draw_data", "draw_problem", "LAYER_KINDS", "HEADS"]
@@ -25,14 +26,6 @@ LAYER_KINDS = ("dense", "residual")
 
 HEADS = ("softmax", "mse")
 """Loss heads by name: :class:`SoftmaxCrossEntropy` and :class:`SquaredError`."""
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected a positive int, got {value!r} ({type(value).__name__})")
-    if value < 1:
-        raise ValueError(f"{name}: expected a positive int, got {value}")
-    return int(value)
 
 
 def _per_layer(name, value, n, scalar_types):
