@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._argtypes import nonnegative_float, positive_float, positive_int
+from ._argtypes import nonnegative_float, nonnegative_int, positive_float, positive_int
 
 __all__ = ["main", "build_parser"]
 
@@ -68,6 +68,9 @@ def build_parser():
                       f"this (default {_demo['dense_max_gib']:g} GiB)")
     demo.add_argument("--force-dense", action="store_true",
                       help="run the dense oracle whatever its predicted time and memory")
+    demo.add_argument("--blas-threads", type=nonnegative_int, default=_demo["blas_threads"],
+                      help="pin BLAS threads with threadpoolctl, as bench does "
+                      f"(default {_demo['blas_threads']}; 0 = library default)")
     demo.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     demo.set_defaults(func=_run_demo)
 
@@ -106,6 +109,7 @@ def _run_demo(args):
         dense_max_s=args.dense_max_s,
         dense_max_gib=args.dense_max_gib,
         force_dense=args.force_dense,
+        blas_threads=args.blas_threads,
         progress=not args.quiet,
         out=lambda line="": print(line, flush=True),
     )

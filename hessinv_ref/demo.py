@@ -27,6 +27,10 @@ two Hessian-vector routes with each other and section 2 compares every route
 with ``banded`` (the most robust exact route); the backward errors need no
 oracle.
 
+Every time is the median of up to ``repeats`` runs (fewer once they have
+taken :data:`REPEAT_BUDGET_S`), with the BLAS pinned to one thread by
+default, as in ``hessinv-ref bench``; the header says which.
+
 Progress on steps predicted to take longer than :data:`SLOW_S` seconds, and
 on the sweep, goes to stderr (one line per step; the sweep's line is
 rewritten in place when stderr is a terminal), so stdout holds only the
@@ -55,8 +59,10 @@ __all__ = ["tall_skinny_network", "run_demo", "pivot_note", "sweep_slopes", "con
 SLOW_S = 2.0
 """A step predicted to take longer than this (seconds) announces itself on stderr."""
 
-REPEAT_BELOW_S = 0.5
-"""A timed run longer than this is not repeated: its noise is small next to its length."""
+REPEAT_BUDGET_S = 1.0
+"""Timed runs of one cell stop once they have taken this long together (at
+least one run): a long run's noise is small next to its length, and one
+slow outlier among short runs still gets outvoted by the median."""
 
 LINEAR_TOL = 0.2
 """A structured route's slope within ``1 ± LINEAR_TOL`` reads "linear in depth"."""
@@ -73,7 +79,7 @@ CALIBRATION_P = 256
 
 KRYLOV_RTOL = 1e-10
 
-DEFAULTS = dict(repeats=3, dense_max_s=30.0, dense_max_gib=4.0, krylov_maxiter=200)
+DEFAULTS = dict(repeats=3, dense_max_s=30.0, dense_max_gib=4.0, krylov_maxiter=200, blas_threads=1)
 
 
 def tall_skinny_network(depth, width, classes=3, activation="tanh", bias=False, n_in=None):
@@ -99,24 +105,20 @@ def _timed(fn):
 
 
 def _median_recording(fn, repeats):
-    """``(median seconds, last result, warnings of the last call)``.
+    """``(median seconds, last result, warnings of the last call)`` of up to
+    ``repeats`` calls, fewer once they have taken :data:`REPEAT_BUDGET_S`.
 
     Every call's warnings are recorded, not shown; those of the last call
     are returned (each call warns the same, so counting all would multiply
     the count by the repeats)."""
-    from .bench import _median_time
-
-    last = []
-
-    def run():
+    times, spent = [], 0.0
+    while len(times) < repeats and (not times or spent < REPEAT_BUDGET_S):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            out = fn()
-        last[:] = caught
-        return out
-
-    t, out = _median_time(run, repeats, time.perf_counter, slow=REPEAT_BELOW_S)
-    return t, out, list(last)
+            out, t = _timed(fn)
+        times.append(t)
+        spent += t
+    return float(np.median(times)), out, list(caught)
 
 
 def _reissue_others(caught):
@@ -475,13 +477,15 @@ def _route_note(row, v):
 # -- the demo ---------------------------------------------------------------------------------
 
 
-def _check_options(repeats, dense_max_s, dense_max_gib, krylov_maxiter):
+def _check_options(repeats, dense_max_s, dense_max_gib, krylov_maxiter, blas_threads):
     """TypeError for a value of the wrong type, ValueError for one out of range."""
-    for name, value in (("repeats", repeats), ("krylov_maxiter", krylov_maxiter)):
+    for name, value, least in (("repeats", repeats, 1), ("krylov_maxiter", krylov_maxiter, 1),
+                               ("blas_threads", blas_threads, 0)):
+        what = "a positive integer" if least else "a non-negative integer"
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise TypeError(f"{name}: expected a positive integer, got {type(value).__name__}")
-        if value < 1:
-            raise ValueError(f"{name}: expected a positive integer, got {value}")
+            raise TypeError(f"{name}: expected {what}, got {type(value).__name__}")
+        if value < least:
+            raise ValueError(f"{name}: expected {what}, got {value}")
     for name, value in (("dense_max_s", dense_max_s), ("dense_max_gib", dense_max_gib)):
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
             raise TypeError(f"{name}: expected a positive number, got {type(value).__name__}")
@@ -492,8 +496,8 @@ def _check_options(repeats, dense_max_s, dense_max_gib, krylov_maxiter):
 def run_demo(depth=64, width=4, batch=2, classes=3, damping=1e-2, scale=2.0, seed=0,
              sweep=(16, 32, 64, 128), krylov_maxiter=DEFAULTS["krylov_maxiter"],
              repeats=DEFAULTS["repeats"], dense_max_s=DEFAULTS["dense_max_s"],
-             dense_max_gib=DEFAULTS["dense_max_gib"], force_dense=False, progress=True,
-             out=print, err=None):
+             dense_max_gib=DEFAULTS["dense_max_gib"], force_dense=False,
+             blas_threads=DEFAULTS["blas_threads"], progress=True, out=print, err=None):
     """Print every route against the dense oracle, then a depth sweep; return 0.
 
     Parameters
@@ -514,8 +518,14 @@ def run_demo(depth=64, width=4, batch=2, classes=3, damping=1e-2, scale=2.0, see
         far more than this on the ill-conditioned, indefinite default
         problem; a row that stopped at the cap is marked ``*``.
     repeats : int
-        Each timing is the median of this many runs (one run when the first
-        takes longer than :data:`REPEAT_BELOW_S`).
+        Each timing is the median of this many runs, or of fewer once they
+        have taken :data:`REPEAT_BUDGET_S` together.
+    blas_threads : int
+        Pin the BLAS to this many threads with ``threadpoolctl`` if it is
+        installed, as ``hessinv-ref bench`` does (0: the library default).
+        The structured routes work on blocks of a few rows, where threads
+        only add synchronisation, and on a shared machine a threaded BLAS
+        on tiny matrices makes the timings noisy.
     dense_max_s, dense_max_gib : float
         Skip the dense oracle, and the sweep's dense cells, once the
         predicted time or memory passes these caps.
@@ -528,11 +538,22 @@ def run_demo(depth=64, width=4, batch=2, classes=3, damping=1e-2, scale=2.0, see
     err : file, optional
         Where progress goes (default ``sys.stderr``).
     """
+    from .bench import _blas_limit
+
+    _check_options(repeats, dense_max_s, dense_max_gib, krylov_maxiter, blas_threads)
+    prog = _Progress(sys.stderr if err is None else err, progress)
+    limits = {}
+    with _blas_limit(blas_threads, limits):
+        _demo(depth, width, batch, classes, damping, scale, seed, sweep, krylov_maxiter, repeats,
+              dense_max_s, dense_max_gib, force_dense, limits.get("blas_threads_applied"), prog, out)
+    prog.clear()
+    return 0
+
+
+def _demo(depth, width, batch, classes, damping, scale, seed, sweep, krylov_maxiter, repeats,
+          dense_max_s, dense_max_gib, force_dense, blas_threads, prog, out):
     from .bench import _Caps
     from .inverse import METHODS
-
-    _check_options(repeats, dense_max_s, dense_max_gib, krylov_maxiter)
-    prog = _Progress(sys.stderr if err is None else err, progress)
 
     def emit(line=""):
         prog.clear()
@@ -542,8 +563,9 @@ def run_demo(depth=64, width=4, batch=2, classes=3, damping=1e-2, scale=2.0, see
     P = net.n_params
     v = np.random.default_rng(seed + 1).standard_normal(P)
     emit(f"hessinv-ref demo: depth L={depth}, width {width}, batch {batch}, "
-         f"{classes} classes, no bias, tanh, P={P}, seed {seed}; times are medians of up to "
-         f"{repeats} runs")
+         f"{classes} classes, no bias, tanh, P={P}, seed {seed}")
+    emit(f"times: medians of up to {repeats} runs; BLAS threads "
+         f"{'library default' if blas_threads is None else f'pinned to {blas_threads}'}")
 
     cal = _calibrate_dense(depth, width, batch, classes, scale, seed, damping)
     # one decision for the oracle and the dense route: their time together
@@ -575,8 +597,6 @@ def run_demo(depth=64, width=4, batch=2, classes=3, damping=1e-2, scale=2.0, see
         caps.record(cal["P"], cal["cell"])
         _sweep_section(emit, sorted(set(sweep)), width, batch, classes, scale, seed, damping,
                        repeats, caps, dense_max_gib, force_dense, prog)
-    prog.clear()
-    return 0
 
 
 def _header(emit, curv, damping, eigs, t_setup, t_blocks, t_oracle, seed):

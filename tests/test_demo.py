@@ -153,13 +153,13 @@ def test_the_dense_oracle_is_skipped_past_its_cap_and_forced_on_request():
     assert "skipped: predicted" in row and "> cap 1e-09 s; --force-dense runs it" in row
     assert "(ref)" in _row(skipped, "banded")  # the reference without the oracle
     assert any(line.strip().startswith("dense from L=2: skipped") for line in skipped)
-    assert "kappa" not in skipped[1] and "riccati inertia" in skipped[1]
+    assert "kappa" not in skipped[2] and "riccati inertia" in skipped[2]
 
     forced = _run(dense_max_s=1e-9, sweep=(2, 3), force_dense=True)
     assert not any("skipped" in line for line in forced)
     fields = _row(forced, "dense").split()
     assert float(fields[3]) == 0.0  # the dense route against scipy.linalg.solve: the same LU
-    assert "kappa(H+eps I)" in forced[1]
+    assert "kappa(H+eps I)" in forced[2]
 
 
 def test_the_memory_cap_skips_too():
@@ -235,6 +235,29 @@ def test_the_printed_conclusion_is_the_measured_one(monkeypatch):
     assert "structured time grows linearly with depth" not in text
 
 
+def test_the_header_states_the_blas_threads():
+    assert _run(blas_threads=0)[1] == "times: medians of up to 1 runs; BLAS threads library default"
+    pytest.importorskip("threadpoolctl")
+    assert _run(blas_threads=1)[1].endswith("BLAS threads pinned to 1")
+
+
+def _fake_clock(monkeypatch, durations):
+    ticks = iter([t for i, d in enumerate(durations) for t in (10.0 * i, 10.0 * i + d)])
+    monkeypatch.setattr(demo.time, "perf_counter", lambda: next(ticks))
+
+
+def test_a_slow_outlier_among_short_runs_is_outvoted(monkeypatch):
+    _fake_clock(monkeypatch, [0.6, 0.001, 0.002])
+    assert demo._median_recording(lambda: None, 3)[0] == pytest.approx(0.002)
+
+
+def test_runs_stop_once_they_have_spent_the_budget(monkeypatch):
+    _fake_clock(monkeypatch, [0.7, 0.4])  # a third call would exhaust the fake clock
+    assert demo._median_recording(lambda: None, 5)[0] == pytest.approx(0.55)
+    _fake_clock(monkeypatch, [1.5])
+    assert demo._median_recording(lambda: None, 5)[0] == pytest.approx(1.5)
+
+
 # -- progress and the command line ------------------------------------------------------------
 
 
@@ -277,7 +300,8 @@ def test_the_new_flags_reach_the_demo(capsys):
 @pytest.mark.parametrize("option, value, error", [
     ("repeats", 0, ValueError), ("krylov_maxiter", 1.5, TypeError), ("dense_max_s", 0, ValueError),
     ("dense_max_gib", float("nan"), ValueError), ("dense_max_s", "30", TypeError),
+    ("blas_threads", -1, ValueError),
 ])
 def test_bad_options_name_themselves(option, value, error):
-    with pytest.raises(error, match=f"{option}: expected a positive"):
+    with pytest.raises(error, match=f"{option}: expected a (positive|non-negative)"):
         demo.run_demo(**{**TINY, option: value}, out=lambda line: None)
