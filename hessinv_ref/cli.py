@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._argtypes import nonnegative_float, positive_int
+from ._argtypes import nonnegative_float, nonnegative_int, positive_float, positive_int
 
 __all__ = ["main", "build_parser"]
 
@@ -54,6 +54,24 @@ def build_parser():
         "--sweep", type=_depth_list, default=(16, 32, 64, 128), metavar="L1,L2,...",
         help="depths of the timing sweep, comma-separated, or 'none' (default 16,32,64,128)",
     )
+    from .demo import DEFAULTS as _demo
+
+    demo.add_argument("--repeats", type=positive_int, default=_demo["repeats"],
+                      help=f"each time is the median of this many runs (default {_demo['repeats']})")
+    demo.add_argument("--krylov-maxiter", type=positive_int, default=_demo["krylov_maxiter"],
+                      help=f"iteration cap of the cg and minres rows (default {_demo['krylov_maxiter']})")
+    demo.add_argument("--dense-max-s", type=positive_float, default=_demo["dense_max_s"],
+                      help="skip the dense oracle once its predicted time passes this "
+                      f"(default {_demo['dense_max_s']:g} s)")
+    demo.add_argument("--dense-max-gib", type=positive_float, default=_demo["dense_max_gib"],
+                      help="skip the dense oracle once its predicted memory, 3 P^2 doubles, passes "
+                      f"this (default {_demo['dense_max_gib']:g} GiB)")
+    demo.add_argument("--force-dense", action="store_true",
+                      help="run the dense oracle whatever its predicted time and memory")
+    demo.add_argument("--blas-threads", type=nonnegative_int, default=_demo["blas_threads"],
+                      help="pin BLAS threads with threadpoolctl, as bench does "
+                      f"(default {_demo['blas_threads']}; 0 = library default)")
+    demo.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     demo.set_defaults(func=_run_demo)
 
     from .bench import add_parser as _add_bench
@@ -86,6 +104,14 @@ def _run_demo(args):
         scale=args.scale,
         seed=args.seed,
         sweep=args.sweep,
+        repeats=args.repeats,
+        krylov_maxiter=args.krylov_maxiter,
+        dense_max_s=args.dense_max_s,
+        dense_max_gib=args.dense_max_gib,
+        force_dense=args.force_dense,
+        blas_threads=args.blas_threads,
+        progress=not args.quiet,
+        out=lambda line="": print(line, flush=True),
     )
 
 
