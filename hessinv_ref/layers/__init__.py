@@ -77,11 +77,16 @@ Imports run one way, down this list:
   :class:`Layer`;
 * ``_checks`` and ``_arrays``: private argument checks and Array API helpers.
 
-Every name is importable from ``hessinv_ref.layers`` itself.
+Every class is importable from ``hessinv_ref.layers`` itself.
 """
 
 from __future__ import annotations
 
+# Importable from here when this package was one module; kept so.
+from ..activations import get_activation
+from ..backend import get_backend, xp
+
+# The private helpers too (hessinv_ref.testing imports _check_positive_int).
 from ._arrays import _block_diag, _eye, _stack
 from ._checks import _as_array, _check_positive_int, _is_bool
 from .affine import AffineLayer
@@ -89,10 +94,6 @@ from .dense import Dense, Residual
 from .heads import LossHead, SoftmaxCrossEntropy, SquaredError, _others
 from .protocol import Layer, LayerProtocol
 from .stacked import stacked_curvature as _stacked_curvature
-
-# Importable from here when this package was one module; kept so.
-from ..activations import get_activation
-from ..backend import get_backend, xp
 
 __all__ = [
     "LayerProtocol",
