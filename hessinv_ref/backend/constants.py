@@ -1,12 +1,13 @@
 r"""Machine constants, defined once for the whole library.
 
 :data:`EPS` is the ``float64`` machine epsilon :math:`2^{-52}` (the gap
-between 1 and the next float): the default of every tolerance that is a
-multiple of the machine epsilon (the pivot checks, the oracle's tolerances,
-the finite-difference steps).
-:func:`machine_eps` gives the epsilon of another working precision
-(``float32``: :math:`2^{-23}`), as an array dtype of the active backend.
-Every other module imports these names from here.
+between 1 and the next float), in the ``float64`` tolerances that are
+multiples of it: the pivot checks' default, the oracle's tolerances
+(:mod:`hessinv_ref.testing`), the finite-difference steps, the golden
+files' comparisons.
+:func:`machine_eps` gives the epsilon of any working precision
+(``float32``: :math:`2^{-23}`) from an array dtype of the active backend.
+Import them from here rather than defining them again.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@ directly for the small dense factorizations, SciPy's special functions,
 operators and Krylov solvers.
 
 The pivots of a tall-skinny chain are tiny, so the LAPACK routines are
-called directly (``potrf``, ``getrf``, ...): ``scipy.linalg``'s checks and
-dispatch would cost more than the factorizations themselves.
+called directly (``potrf``, ``getrf``, ...): the ``scipy.linalg`` wrappers'
+checks would dominate the cost.
 """
 
 from __future__ import annotations

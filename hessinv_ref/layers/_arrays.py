@@ -1,9 +1,10 @@
 """Array helpers of the layers, written with the Array API standard alone.
 
-The standard has no ``eye``-like Kronecker delta, no ``block_diag`` and a
-``stack`` that NumPy runs as a Python loop; these three build what the
-layers' blocks need by broadcasting against identity matrices and by
-``concat``, never by integer-array indexing or by writing through a view.
+The standard has no ``kron`` and no ``block_diag``, and NumPy runs its
+``stack`` as a Python loop; these three build what the layers' blocks need
+from identity matrices (Kronecker deltas) broadcast against the values and
+from ``concat``, never by integer-array indexing or by writing through a
+view.
 """
 
 from __future__ import annotations

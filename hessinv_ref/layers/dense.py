@@ -85,7 +85,7 @@ class Dense(AffineLayer):
         return dense_vjp_run(self, xs, zs_in, b_out, cache, skip=isinstance(self, Residual))
 
     def stack_key(self):
-        # Only the classes whose output map the builder below knows; a
+        # Only the classes whose output map the stacked builders know; a
         # subclass may change the map and must fall back to the explicit path.
         if type(self) not in (Dense, Residual):
             return None
