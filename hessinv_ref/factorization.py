@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import sys
 import warnings
 
 # The exception base class only: LinAlgError is what NumPy, SciPy, CuPy and
@@ -49,6 +48,7 @@ import warnings
 from numpy.linalg import LinAlgError
 
 from .backend import get_backend, xp
+from .backend.constants import EPS, machine_eps  # EPS: still importable from here
 
 __all__ = [
     "Factorization",
@@ -58,27 +58,6 @@ __all__ = [
     "check_damping",
     "slogdet_of_blocks",
 ]
-
-EPS = sys.float_info.epsilon
-"""The ``float64`` machine epsilon, ``2**-52``: :func:`check_pivot`'s default."""
-
-
-_EPS_OF = {}  # dtype -> eps: finfo costs microseconds, and check_pivot runs per layer
-
-
-def machine_eps(dtype=None):
-    """The machine epsilon of ``dtype`` (an array dtype of the active
-    backend); ``float64``'s (:data:`EPS`) when ``None``."""
-    if dtype is None:
-        return EPS
-    # keyed by (type, dtype): the types differ between libraries, so dtypes
-    # of two libraries are never compared (array-api-strict warns if they are)
-    key = (type(dtype), dtype)
-    eps = _EPS_OF.get(key)
-    if eps is None:
-        eps = _EPS_OF[key] = float(xp.finfo(dtype).eps)
-    return eps
-
 
 class SingularPivotError(LinAlgError):
     """A pivot block of a structured factorization is numerically singular.

@@ -58,6 +58,7 @@ import numpy as np
 
 from ._argtypes import nonnegative_float, nonnegative_int, positive_float, positive_int
 from .activations import ACTIVATIONS
+from .backend.constants import EPS
 from .layers import Dense, Residual, SoftmaxCrossEntropy, SquaredError
 from .network import Network
 from .testing.asserts import gradient_scale
@@ -79,7 +80,6 @@ __all__ = [
 
 FORMAT = "hessinv_ref golden vectors"
 FORMAT_VERSION = 1
-EPS = float(np.finfo(np.float64).eps)
 
 DENSE_LIMIT = 400
 """Largest ``P`` for which :func:`export` stores the dense Hessian ``H``."""

@@ -65,6 +65,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..backend import from_numpy, to_numpy
+from ..backend.constants import EPS
 from ..curvature import Curvature
 from ..network import Network
 from .problems import random_problem
@@ -77,8 +78,6 @@ __all__ = [
     "assert_hvp_close",
     "assert_inverse_hvp_close",
 ]
-
-EPS = float(np.finfo(np.float64).eps)
 
 C_TOL = 100.0
 """Safety factor of the default tolerances (see the module notes)."""

@@ -33,12 +33,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import to_numpy
+from ..backend import constants, to_numpy
 
 __all__ = ["EPS", "central_step", "central_error_bound", "central_directional", "central_jacobian"]
 
-EPS = float(np.finfo(np.float64).eps)
-"""Machine epsilon of float64, :math:`2^{-52}`."""
+EPS = constants.EPS
+"""Machine epsilon of float64, :math:`2^{-52}` (the one of
+:mod:`hessinv_ref.backend.constants`)."""
 
 
 def central_step(x, eps=EPS):

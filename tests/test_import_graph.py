@@ -1,0 +1,300 @@
+"""The import graph of ``hessinv_ref``: no cycles, and imports point one way.
+
+How it is measured
+------------------
+Every module under ``hessinv_ref/`` is parsed with :mod:`ast` (nothing is
+imported or run).  Every ``import`` and ``from ... import`` statement in it
+counts, wherever it stands: at module level, inside a function, under an
+``if``.  Relative imports are resolved against the module's package, and
+``from pkg import name`` is an import of the module ``pkg.name`` when that
+is a module, else of ``pkg``.  An edge ``A -> B`` means that the source of
+``A`` names ``B``.  The implicit import of parent packages (importing
+``a.b.c`` first runs ``a/__init__`` and ``a/b/__init__``) is not an edge:
+with it, every package's ``__init__`` that imports its own submodules would
+sit in a cycle with them.
+
+:data:`LAYERS` declares the layering, lowest first: a module may import
+modules of its own layer and of the layers below it, and within a layer the
+graph must have no cycle.  :data:`KNOWN_VIOLATIONS` lists the edges that
+break this today, each to be removed by the architecture refactor; the tests
+fail on any violation not listed, and on any listed edge that no longer
+exists, so the list only shrinks.  ``python tests/test_import_graph.py``
+prints the whole graph by layer.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+PACKAGE = "hessinv_ref"
+ROOT = Path(__file__).resolve().parents[1] / PACKAGE
+
+# The layering, lowest first.  A pattern "x" is the module x; "x.*" is the
+# package x and everything in it.  A module that matches no pattern fails
+# test_every_module_has_a_layer: give it a layer here.
+LAYERS = [
+    ("backend", ["hessinv_ref.backend.*"]),
+    ("activations", ["hessinv_ref.activations"]),
+    ("layers", ["hessinv_ref.layers.*"]),
+    ("network", ["hessinv_ref.network"]),
+    ("data", ["hessinv_ref.curvature", "hessinv_ref.layout"]),
+    ("algorithms", ["hessinv_ref.rop", "hessinv_ref.polynomial", "hessinv_ref.dense",
+                    "hessinv_ref.factorization", "hessinv_ref.solvers.*"]),
+    ("front door", ["hessinv_ref.inverse", "hessinv_ref.operators", "hessinv_ref"]),
+    ("consumers", ["hessinv_ref.testing.*", "hessinv_ref.golden"]),
+    ("tools", ["hessinv_ref.bench", "hessinv_ref.demo", "hessinv_ref.gpu_check", "hessinv_ref.grade",
+               "hessinv_ref.grading.*", "hessinv_ref.cli", "hessinv_ref._argtypes", "hessinv_ref.__main__"]),
+]
+
+# Known violations: to be removed by the architecture refactor.  Each entry
+# is an edge (importer, imported) that runs up the layering or closes a
+# cycle within a layer.  Do not add to this list; delete an entry when its
+# import is gone (test_known_violations_still_exist says when).
+KNOWN_VIOLATIONS = {
+    # upward: the chain builds its Curvature (network.Network.curvature)
+    ("hessinv_ref.network", "hessinv_ref.curvature"),
+    # upward: Curvature's convenience methods call the algorithms and the front door
+    ("hessinv_ref.curvature", "hessinv_ref.rop"),
+    ("hessinv_ref.curvature", "hessinv_ref.polynomial"),
+    ("hessinv_ref.curvature", "hessinv_ref.dense"),
+    ("hessinv_ref.curvature", "hessinv_ref.factorization"),
+    ("hessinv_ref.curvature", "hessinv_ref.inverse"),
+    # upward: the golden files' command-line parsers use the tools' argument types
+    ("hessinv_ref.golden", "hessinv_ref._argtypes"),
+    # cycle: the Factorization base class builds a RiccatiFactorization
+    ("hessinv_ref.factorization", "hessinv_ref.solvers.riccati"),
+    # cycle: gpu_check borrows the command line's depth-list parser (cli imports gpu_check)
+    ("hessinv_ref.gpu_check", "hessinv_ref.cli"),
+}
+
+
+# -- building the graph ---------------------------------------------------------------
+
+
+def _modules():
+    """``{module name: (path, is_package)}`` for every ``.py`` file of the package."""
+    found = {}
+    for path in sorted(ROOT.rglob("*.py")):
+        parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+        is_package = parts[-1] == "__init__"
+        if is_package:
+            parts = parts[:-1]
+        found[".".join(parts)] = (path, is_package)
+    return found
+
+
+def _imported(node, name, is_package, modules):
+    """The modules of the package that the import statement ``node`` of the
+    module ``name`` names."""
+    if isinstance(node, ast.Import):
+        targets = []
+        for alias in node.names:
+            dotted = alias.name
+            while dotted and dotted not in modules:  # "import a.b.c" -> the longest module prefix
+                dotted = dotted.rpartition(".")[0]
+            targets.append(dotted)
+        return [t for t in targets if t]
+    if node.level:  # relative: level 1 is the module's own package
+        package = (name if is_package else name.rpartition(".")[0]).split(".")
+        base = package[: len(package) - (node.level - 1)]
+        source = ".".join(base + ([node.module] if node.module else []))
+    else:
+        source = node.module or ""
+    targets = []
+    for alias in node.names:
+        if f"{source}.{alias.name}" in modules:  # "from pkg import submodule"
+            targets.append(f"{source}.{alias.name}")
+        elif source in modules:
+            targets.append(source)
+    return targets
+
+
+def import_graph():
+    """``{(importer, imported): [line numbers]}`` over the package's modules."""
+    modules = _modules()
+    edges = {}
+    for name, (path, is_package) in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                for target in _imported(node, name, is_package, modules):
+                    if target == name:
+                        continue
+                    lines = edges.setdefault((name, target), [])
+                    if node.lineno not in lines:
+                        lines.append(node.lineno)
+    return modules, edges
+
+
+def layer_of(module):
+    """The index in :data:`LAYERS` of ``module``'s layer, or ``None``."""
+    for index, (_, patterns) in enumerate(LAYERS):
+        for pattern in patterns:
+            if pattern.endswith(".*"):
+                if module == pattern[:-2] or module.startswith(pattern[:-1]):
+                    return index
+            elif module == pattern:
+                return index
+    return None
+
+
+def cycles(nodes, edges):
+    """One cycle (a list of modules, first repeated last) for every strongly
+    connected component of more than one module (Tarjan's algorithm)."""
+    succ = {n: sorted(b for (a, b) in edges if a == n) for n in nodes}
+    index, low, stack, on_stack, components = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in succ[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                components.append(set(component))
+
+    for v in sorted(nodes):
+        if v not in index:
+            visit(v)
+    return [_a_cycle_in(component, succ) for component in components]
+
+
+def _a_cycle_in(component, succ):
+    """A closed path through the strongly connected ``component``: walk
+    edges inside it from its first module until a module repeats."""
+    path = [min(component)]
+    while True:
+        nxt = next(w for w in succ[path[-1]] if w in component)
+        if nxt in path:
+            return path[path.index(nxt):] + [nxt]
+        path.append(nxt)
+
+
+def _where(edges, edge):
+    importer, imported = edge
+    lines = ", ".join(str(n) for n in edges[edge])
+    return f"{importer} (line {lines}) imports {imported}"
+
+
+def _layer_name(module):
+    i = layer_of(module)
+    return LAYERS[i][0] if i is not None else "?"
+
+
+# -- the tests -------------------------------------------------------------------------
+
+
+def test_every_module_has_a_layer():
+    modules, _ = import_graph()
+    unplaced = sorted(m for m in modules if layer_of(m) is None)
+    assert not unplaced, (
+        "modules without a layer; add each to LAYERS in tests/test_import_graph.py:\n  "
+        + "\n  ".join(unplaced)
+    )
+
+
+def test_no_new_upward_imports():
+    _, edges = import_graph()
+    upward = sorted(
+        e for e in edges
+        if None not in (layer_of(e[0]), layer_of(e[1])) and layer_of(e[1]) > layer_of(e[0])
+    )
+    new = [e for e in upward if e not in KNOWN_VIOLATIONS]
+    assert not new, "imports that run up the layering (lower layer -> higher):\n  " + "\n  ".join(
+        f"{_where(edges, e)}   [{_layer_name(e[0])} -> {_layer_name(e[1])}]" for e in new
+    )
+
+
+def test_no_cycles():
+    modules, edges = import_graph()
+    kept = {e: lines for e, lines in edges.items() if e not in KNOWN_VIOLATIONS}
+    found = cycles(modules, kept)
+    assert not found, "import cycles (each: a closed path of imports):\n  " + "\n  ".join(
+        " -> ".join(cycle) + "\n    " + "\n    ".join(_where(kept, e) for e in zip(cycle, cycle[1:]))
+        for cycle in found
+    )
+
+
+def test_known_violations_still_exist():
+    """An entry whose import has been removed must leave the list, so that
+    the import cannot come back unnoticed."""
+    _, edges = import_graph()
+    gone = sorted(e for e in KNOWN_VIOLATIONS if e not in edges)
+    assert not gone, "KNOWN_VIOLATIONS entries whose import is gone; delete them:\n  " + "\n  ".join(
+        f"{a} -> {b}" for a, b in gone
+    )
+
+
+def test_the_checks_see_a_cycle_and_an_upward_import():
+    """The detectors on a made-up graph: a cycle is reported as a closed
+    path, and the layering ranks a consumer above the backend."""
+    nodes = {"a", "b", "c", "d"}
+    edges = {("a", "b"): [1], ("b", "c"): [2], ("c", "a"): [3], ("c", "d"): [4]}
+    (cycle,) = cycles(nodes, edges)
+    assert cycle[0] == cycle[-1] and set(cycle) == {"a", "b", "c"}
+    assert all(edge in edges for edge in zip(cycle, cycle[1:]))
+    assert cycles(nodes, {("a", "b"): [1], ("b", "c"): [2]}) == []
+    assert layer_of("hessinv_ref.testing.check") > layer_of("hessinv_ref.backend.base")
+    assert layer_of("hessinv_ref") == layer_of("hessinv_ref.inverse")
+    assert layer_of("hessinv_ref.elsewhere") is None
+
+
+def test_the_split_packages_keep_their_names():
+    """``hessinv_ref.layers`` and ``hessinv_ref.backend`` became packages;
+    every name the single modules had is still importable from them, and
+    the machine epsilon from where it was."""
+    layers = importlib.import_module("hessinv_ref.layers")
+    for name in ("Layer", "AffineLayer", "Dense", "Residual", "LossHead", "SoftmaxCrossEntropy",
+                 "SquaredError", "LayerProtocol", "_check_positive_int", "_is_bool", "_as_array",
+                 "_eye", "_stack", "_block_diag", "_stacked_curvature", "_others",
+                 "get_activation", "get_backend", "xp"):
+        assert hasattr(layers, name), f"hessinv_ref.layers.{name}"
+    backend = importlib.import_module("hessinv_ref.backend")
+    for name in ("BACKENDS", "ENV_VAR", "FLOAT_DTYPES", "Backend", "BackendNotSupportedError", "DenseLU",
+                 "check_dtype", "from_numpy", "get_backend", "set_backend", "to_numpy", "use_backend", "xp",
+                 "_erfc_array_api", "_exact_rcond", "_lapack", "_NumpyLU", "_CupyLU", "_NumpyBackend",
+                 "_CupyBackend", "_StrictBackend", "_make", "_initial", "_is_foreign_array", "_describe"):
+        assert hasattr(backend, name), f"hessinv_ref.backend.{name}"
+    from hessinv_ref.backend.constants import EPS
+    from hessinv_ref.factorization import EPS as factorization_eps
+    from hessinv_ref.testing.finite_differences import EPS as fd_eps
+
+    assert EPS == factorization_eps == fd_eps == 2.0**-52
+
+
+def test_the_built_in_layers_follow_the_protocol():
+    from hessinv_ref.layers import Dense, Layer, LayerProtocol, Residual, SoftmaxCrossEntropy, SquaredError
+
+    for layer in (Dense(2, 3), Residual(3), SoftmaxCrossEntropy(3, 2), SquaredError(3, 2)):
+        assert isinstance(layer, LayerProtocol) and isinstance(layer, Layer)
+
+    class NoCurvature(Layer):  # five of the six methods
+        n_in = n_out = n_params = 1
+        forward = vjp = jvp = second_order = jacobians = staticmethod(lambda *a: None)
+
+    assert not isinstance(NoCurvature(), LayerProtocol)
+    assert not isinstance(object(), LayerProtocol)
+
+
+if __name__ == "__main__":  # python tests/test_import_graph.py: the graph, by layer
+    modules, edges = import_graph()
+    for module in sorted(modules, key=lambda m: (layer_of(m) if layer_of(m) is not None else -1, m)):
+        out = sorted(b for (a, b) in edges if a == module)
+        print(f"[{_layer_name(module)}] {module} -> {', '.join(out) or '-'}")
+    print("\nknown violations:")
+    for edge in sorted(KNOWN_VIOLATIONS):
+        print("  " + (_where(edges, edge) if edge in edges else f"{edge[0]} -> {edge[1]} (gone)"))
