@@ -131,7 +131,7 @@ import scipy
 import scipy.linalg
 
 from .curvature import Curvature
-from .demo import tall_skinny_network
+from .testing.problems import tall_skinny_network
 from .factorization import IllConditionedPivotWarning
 
 __all__ = [

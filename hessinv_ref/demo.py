@@ -48,10 +48,9 @@ import warnings
 import numpy as np
 
 from .curvature import Curvature
-from .layers import Dense, SoftmaxCrossEntropy
-from .network import Network
+from .testing.problems import tall_skinny_network
 
-__all__ = ["tall_skinny_network", "run_demo", "pivot_note", "sweep_slopes", "conclusion",
+__all__ = ["run_demo", "pivot_note", "sweep_slopes", "conclusion",
            "dense_guard"]
 
 # -- the thresholds the demo's sentences rest on -------------------------------------
@@ -80,19 +79,6 @@ CALIBRATION_P = 256
 KRYLOV_RTOL = 1e-10
 
 DEFAULTS = dict(repeats=3, dense_max_s=30.0, dense_max_gib=4.0, krylov_maxiter=200, blas_threads=1)
-
-
-def tall_skinny_network(depth, width, classes=3, activation="tanh", bias=False, n_in=None):
-    """``depth - 1`` :class:`Dense` layers of ``width`` and a softmax head
-    (``depth`` layers in all), the paper's setting."""
-    if depth < 1:
-        raise ValueError(f"depth: expected >= 1, got {depth}")
-    n_in = width if n_in is None else n_in
-    layers = []
-    for l in range(depth - 1):
-        layers.append(Dense(n_in if l == 0 else width, width, activation, bias=bias))
-    layers.append(SoftmaxCrossEntropy(n_in if depth == 1 else width, classes, bias=bias))
-    return Network(layers)
 
 
 # -- timing and warnings ------------------------------------------------------------------

@@ -150,7 +150,7 @@ def test_loglog_slope_recovers_a_power_law():
 def test_riccati_flops_by_hand():
     """One hidden layer of width 2 (batch 1) and a 2-class head, no bias:
     layer 1 has p = 4, a = 2, c = 2; the head p = 4, a = 1, c = 2."""
-    from hessinv_ref.demo import tall_skinny_network
+    from hessinv_ref.testing.problems import tall_skinny_network
 
     net = tall_skinny_network(2, 2, classes=2)
     curv = Curvature(net, net.init(seed=0), np.ones((1, 2)), np.array([1]))

@@ -19,7 +19,7 @@ from ..layers import Dense, Residual, SoftmaxCrossEntropy, SquaredError
 from ..layers import _check_positive_int as _positive_int
 from ..network import Network
 
-__all__ = ["random_problem", "build_network", "draw_data", "draw_problem", "LAYER_KINDS", "HEADS"]
+__all__ = ["random_problem", "tall_skinny_network", "build_network", "draw_data", "draw_problem", "LAYER_KINDS", "HEADS"]
 
 LAYER_KINDS = ("dense", "residual")
 """Kinds of hidden layer :func:`random_problem` and :func:`build_network` know."""
@@ -280,3 +280,16 @@ def random_problem(
     net = build_network(n_in, [width] * n_hidden, kinds, acts, [bool(bias)] * depth, head, n_classes)
 
     return draw_problem(net, batch, seed, scale=scale, dtype=dtype)
+
+
+def tall_skinny_network(depth, width, classes=3, activation="tanh", bias=False, n_in=None):
+    """``depth - 1`` :class:`Dense` layers of ``width`` and a softmax head
+    (``depth`` layers in all), the paper's setting."""
+    if depth < 1:
+        raise ValueError(f"depth: expected >= 1, got {depth}")
+    n_in = width if n_in is None else n_in
+    layers = []
+    for l in range(depth - 1):
+        layers.append(Dense(n_in if l == 0 else width, width, activation, bias=bias))
+    layers.append(SoftmaxCrossEntropy(n_in if depth == 1 else width, classes, bias=bias))
+    return Network(layers)
