@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["positive_int", "nonnegative_int", "positive_float", "nonnegative_float"]
+__all__ = ["depth_list", "positive_int", "nonnegative_int", "positive_float", "nonnegative_float"]
 
 
 def _int(text, ok, what):
@@ -47,3 +47,16 @@ def positive_float(text):
 def nonnegative_float(text):
     """A finite number ``>= 0``."""
     return _float(text, lambda x: x >= 0, "a non-negative number")
+
+
+def depth_list(text):
+    """Comma-separated positive depths (``"16,32,64"``), or ``"none"`` / empty for none."""
+    if text.strip().lower() in ("", "none"):
+        return ()
+    try:
+        depths = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated depths or 'none', got {text!r}") from None
+    if any(d < 1 for d in depths):
+        raise argparse.ArgumentTypeError(f"expected positive depths, got {text!r}")
+    return depths

@@ -8,21 +8,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._argtypes import nonnegative_float, nonnegative_int, positive_float, positive_int
+from ._argtypes import depth_list, nonnegative_float, nonnegative_int, positive_float, positive_int
 
 __all__ = ["main", "build_parser"]
-
-
-def _depth_list(text):
-    if text.strip().lower() in ("", "none"):
-        return ()
-    try:
-        depths = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated depths or 'none', got {text!r}") from None
-    if any(d < 1 for d in depths):
-        raise argparse.ArgumentTypeError(f"expected positive depths, got {text!r}")
-    return depths
 
 
 def build_parser():
@@ -51,7 +39,7 @@ def build_parser():
     demo.add_argument("--scale", type=float, default=2.0, help="weight gain over torch.nn.Linear's init (default 2)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument(
-        "--sweep", type=_depth_list, default=(16, 32, 64, 128), metavar="L1,L2,...",
+        "--sweep", type=depth_list, default=(16, 32, 64, 128), metavar="L1,L2,...",
         help="depths of the timing sweep, comma-separated, or 'none' (default 16,32,64,128)",
     )
     from .demo import DEFAULTS as _demo

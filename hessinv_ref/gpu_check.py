@@ -84,7 +84,7 @@ import warnings
 
 import numpy as np
 
-from ._argtypes import nonnegative_float, nonnegative_int, positive_float, positive_int
+from ._argtypes import depth_list, nonnegative_float, nonnegative_int, positive_float, positive_int
 
 __all__ = ["SAFETY", "main", "run_check", "add_arguments", "add_parser"]
 
@@ -590,7 +590,6 @@ def _timing(depths, width, batch, damping, seed, dtype, dense_max_gib, dense_max
 def add_arguments(p):
     """Add the options of the check to an ``argparse`` parser."""
     from .backend import BACKENDS
-    from .cli import _depth_list
 
     d = DEFAULTS
     p.add_argument("--backend", choices=BACKENDS, default=d["backend"],
@@ -605,7 +604,7 @@ def add_arguments(p):
     p.add_argument("--scale", type=positive_float, default=d["scale"],
                    help="weight gain of the accuracy problem (default 1)")
     p.add_argument("--seed", type=nonnegative_int, default=d["seed"], help="random seed (default 0)")
-    p.add_argument("--timing-depths", type=_depth_list, default=d["timing_depths"], metavar="L1,L2,...",
+    p.add_argument("--timing-depths", type=depth_list, default=d["timing_depths"], metavar="L1,L2,...",
                    help="depths of the timing sweep, or 'none' (default 4,8,16,32,64)")
     p.add_argument("--timing-width", type=positive_int, default=d["timing_width"],
                    help="width of the timing networks (default 32)")
