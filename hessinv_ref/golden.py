@@ -29,6 +29,17 @@ array              shape          meaning
 ``inertia``        (k, 3) int64   counts of positive, negative and zero eigenvalues
 =================  =============  ===========================================================
 
+Integer-valued entries (``logdet_sign``, ``inertia``, the labels ``y`` of a
+softmax head, and the JSON's widths and counts) may be written as floats by
+another implementation.  A float ``v`` stands for the integer ``k = round(v)``
+when :math:`|v - k| \le 8 ε \max(1, |k|)` (:data:`INTEGER_RTOL`, a few
+roundings of an exact integer): ``0.9999999999999999`` is 1, while ``1.000001``,
+``1.9`` or ``3.2`` are not integers and make the file malformed, as do a NaN,
+a ``logdet_sign`` other than ±1 (``0`` included) and an ``inertia`` row with
+a negative count or that does not add up to ``P``.  :func:`load` returns
+them as exact integers (``logdet_sign`` as the floats ±1.0), and
+:func:`verify` compares those, so like is compared with like.
+
 Every array but ``params``, ``X`` and ``y`` is optional in a file written by
 another implementation (``v`` is needed with ``Hv`` or ``inverse_v``,
 ``damping`` with the per-:math:`ε` answers); :func:`verify` checks what is
@@ -90,6 +101,15 @@ take the eigenvalues of the dense ``P × P`` matrix)."""
 
 C_TOL = 100.0
 """Safety factor of the tolerances (see :func:`verify`)."""
+
+INTEGER_RTOL = 8 * EPS
+r"""How far a stored integer-valued entry ``v`` may lie from the integer
+``k = round(v)`` it stands for: :math:`|v - k| \le` ``INTEGER_RTOL``
+:math:`\max(1, |k|)`.  Eight units in the last place: room for the few
+roundings a float64 computation of an exact integer can make (a sign as
+``det / |det|``, a count accumulated in floats), and nowhere near the
+distance to the next integer.  A value farther off is not an integer, and
+the file is malformed."""
 
 C_TOL_H = 1000.0
 """Safety factor for the dense Hessian, whose entries are cancellations of
@@ -194,8 +214,43 @@ def _get(d, key, where, types, what):
     return value
 
 
+def _integer_array(name, a, where):
+    """``a`` as exact int64 integers, or ValueError: an integer dtype as is, a
+    float entry ``v`` as ``round(v)`` when it lies within :data:`INTEGER_RTOL`
+    of it (see the module notes)."""
+    a = np.asarray(a)
+    if np.issubdtype(a.dtype, np.integer) and a.dtype != np.bool_:
+        return a.astype(np.int64)
+    if not np.issubdtype(a.dtype, np.floating):
+        raise ValueError(f"{where}: {name}: expected integers, got dtype {a.dtype}")
+    f = a.astype(np.float64)
+    k = np.rint(f)
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(f - k) <= INTEGER_RTOL * np.maximum(1.0, np.abs(k)))  # NaN and inf are bad
+    if np.any(bad):
+        i = tuple(int(j) for j in np.argwhere(bad)[0])
+        at = f" at index {i[0] if len(i) == 1 else list(i)}" if a.ndim else ""
+        raise ValueError(
+            f"{where}: {name}: expected integers (a float must lie within {INTEGER_RTOL:.2g} "
+            f"max(1, |k|) of an integer k), got {float(f[i])!r}{at}"
+        )
+    return k.astype(np.int64)
+
+
+def _int(d, key, where, what="an integer"):
+    """A JSON integer ``d[key]``; an integer-valued float (``3.0``) counts, as
+    in :func:`_integer_array`; a bool does not."""
+    value = _get(d, key, where, (int, float), what)
+    if isinstance(value, float):
+        try:
+            value = int(_integer_array(key, value, where))
+        except ValueError:
+            raise ValueError(f"{where}.{key}: expected {what}, got {value!r}") from None
+    return value
+
+
 def _pos_int(d, key, where):
-    value = _get(d, key, where, (int,), "a positive integer")
+    value = _int(d, key, where, "a positive integer")
     if value < 1:
         raise ValueError(f"{where}.{key}: expected a positive integer, got {value}")
     return value
@@ -379,6 +434,8 @@ def save(path, net, params, X, y, answers, *, name=None, description="", library
     json_path, npz_path = _paths(path)
     arch = describe_network(net)
     theta = np.array(net.flatten(params) if isinstance(params, (list, tuple)) else params, dtype=np.float64)
+    if isinstance(net.head, SoftmaxCrossEntropy) and np.issubdtype(np.asarray(y).dtype, np.floating):
+        y = _integer_array("y", y, "y")  # labels written as floats: integers, or refused
     z0, y_checked = net.check_inputs(X, y)
     net.layer_vectors(theta)
     arrays = {"params": theta, "X": np.asarray(X, dtype=np.float64),
@@ -388,8 +445,10 @@ def save(path, net, params, X, y, answers, *, name=None, description="", library
         raise ValueError(f"answers: unknown names {unknown}; expected some of {['v', 'damping', *ANSWERS]}")
     for key in ("v", "damping", *ANSWERS):
         if key in answers and answers[key] is not None:
-            dtype = np.int64 if key == "inertia" else np.float64
-            arrays[key] = np.array(answers[key], dtype=dtype)
+            if key == "inertia":  # never truncate: 3.2 eigenvalues is an error, not 3
+                arrays[key] = _integer_array(key, answers[key], "answers")
+            else:
+                arrays[key] = np.array(answers[key], dtype=np.float64)
     damping = arrays.get("damping")
     meta = {
         "format": FORMAT,
@@ -537,10 +596,15 @@ def _validate(meta, arrays, json_path, npz_path):
     if X.ndim != 2 or X.shape[1] != net.n_in or X.shape[0] < 1:
         raise ValueError(f"{npz_path}: X: expected shape (B, {net.n_in}), got {X.shape}")
     B = X.shape[0]
-    if "batch" in meta and meta["batch"] != B:
+    if "batch" in meta and _int(meta, "batch", where) != B:
         raise ValueError(f"{where}: batch: {meta['batch']!r} differs from X's {B} rows")
-    if "n_params" in meta and meta["n_params"] != P:
+    if "n_params" in meta and _int(meta, "n_params", where) != P:
         raise ValueError(f"{where}: n_params: {meta['n_params']!r} differs from the architecture's P = {P}")
+    if "param_sizes" in meta:
+        sizes = _get(meta, "param_sizes", where, (list,), "a list of integers")
+        got = [_int({"param_sizes": p}, "param_sizes", where) for p in sizes]
+        if got != list(net.param_sizes):
+            raise ValueError(f"{where}: param_sizes: {sizes!r} differs from the architecture's {list(net.param_sizes)}")
     k = None
     if "damping" in arrays:
         d = arrays["damping"]
@@ -565,14 +629,34 @@ def _validate(meta, arrays, json_path, npz_path):
     if ("Hv" in arrays or "inverse_v" in arrays) and "v" not in arrays:
         raise ValueError(f"{npz_path}: missing key 'v' (the direction of Hv and inverse_v)")
     for key, a in arrays.items():
-        if key in ("y", "inertia"):
+        if key in ("y", "inertia", "logdet_sign"):
             continue
         if not np.issubdtype(a.dtype, np.floating):
             raise ValueError(f"{npz_path}: {key}: expected a float64 array, got dtype {a.dtype}")
         if not np.all(np.isfinite(a)):
             raise ValueError(f"{npz_path}: {key}: expected finite values, got NaN or inf")
-    if "inertia" in arrays and not np.issubdtype(arrays["inertia"].dtype, np.integer):
-        raise ValueError(f"{npz_path}: inertia: expected integers, got dtype {arrays['inertia'].dtype}")
+    # integer-valued arrays: exact integers from here on (module notes), so
+    # verify compares like with like
+    if isinstance(net.head, SoftmaxCrossEntropy):
+        arrays["y"] = _integer_array("y", arrays["y"], str(npz_path))
+    if "logdet_sign" in arrays:
+        sign = _integer_array("logdet_sign", arrays["logdet_sign"], str(npz_path))
+        if np.any(np.abs(sign) != 1):
+            i = int(np.argmax(np.abs(sign) != 1))
+            raise ValueError(f"{npz_path}: logdet_sign: expected +1 or -1 (the sign of det(H + eps I)), "
+                             f"got {arrays['logdet_sign'][i]!r} at index {i}")
+        arrays["logdet_sign"] = sign.astype(np.float64)
+    if "inertia" in arrays:
+        inertia = _integer_array("inertia", arrays["inertia"], str(npz_path))
+        if np.any(inertia < 0):
+            i = [int(j) for j in np.argwhere(inertia < 0)[0]]
+            raise ValueError(f"{npz_path}: inertia: expected counts >= 0, got {int(inertia[tuple(i)])} at index {i}")
+        total = inertia.sum(axis=1)
+        if np.any(total != P):
+            i = int(np.argmax(total != P))
+            raise ValueError(f"{npz_path}: inertia: row {i} {inertia[i].tolist()} counts {int(total[i])} "
+                             f"eigenvalues, expected P = {P}")
+        arrays["inertia"] = inertia
     if "damping" in arrays:
         if np.any(arrays["damping"] < 0):
             raise ValueError(f"{npz_path}: damping: expected values >= 0, got {arrays['damping'].tolist()}")
@@ -736,7 +820,9 @@ def verify(path, *, rtol=None):
     * ``logdet[i]``: :math:`|Δ| \le C n ε \sum_j \|A\|_2 / |λ_j(A)|`,
       :math:`A = H + ε_i I` (the first-order change of
       :math:`\sum_j \log|λ_j|` under a relative perturbation :math:`n ε`);
-    * ``logdet_sign``, ``inertia``: exact; an eigenvalue within
+    * ``logdet_sign``, ``inertia``: exact, as integers (a stored float is
+      the integer within :data:`INTEGER_RTOL` of it, or the file is
+      malformed: see the module notes); an eigenvalue within
       :math:`n ε \max|λ|` of zero counts as zero, and the comparison is
       refused (skipped) when one lies within :math:`C n ε \max|λ|` of zero
       but outside that band, since its sign is then not determined by the data.
@@ -805,7 +891,8 @@ def verify(path, *, rtol=None):
                     rows.append(VerifyRow(f"{key}{tag}", "skip",
                                           detail="an eigenvalue is too close to zero for its sign to be determined"))
                     continue
-                same = np.array_equal(np.asarray(stored, dtype=np.int64), np.asarray(mine, dtype=np.int64))
+                # both exact integers: load rounded the stored ones within INTEGER_RTOL
+                same = np.array_equal(np.asarray(stored), np.rint(np.asarray(mine, dtype=np.float64)))
                 rows.append(VerifyRow(f"{key}{tag}", "pass" if same else "FAIL", measure="exact",
                                       detail=f"stored {np.asarray(stored).tolist()}, recomputed {np.asarray(mine).tolist()}"))
     return report
