@@ -71,6 +71,7 @@ from ._argtypes import nonnegative_float, nonnegative_int, positive_float, posit
 from .activations import ACTIVATIONS
 from .layers import Dense, Residual, SoftmaxCrossEntropy, SquaredError
 from .network import Network
+from .testing import diagnose
 from .testing.asserts import gradient_scale
 
 __all__ = [
@@ -726,6 +727,9 @@ class VerifyRow:
     tolerance: float | None = None
     measure: str = ""
     detail: str = ""
+    diagnosis: object = None
+    """For a failure: a :class:`~hessinv_ref.testing.diagnose.Diagnosis`
+    (where the error lives, the likely cause)."""
 
     @property
     def passed(self):
@@ -762,6 +766,8 @@ class VerifyReport:
             tol = "" if r.tolerance is None else f"{r.tolerance:.2e}"
             note = r.measure + (f"; {r.detail}" if r.detail else "")
             lines.append(f"{r.quantity:<24}{r.status:<7}{err:>11}{tol:>11}  {note}")
+            if r.diagnosis is not None:
+                lines.append(r.diagnosis.text(indent="    "))
         return "\n".join(lines)
 
     def summary(self):
@@ -775,13 +781,17 @@ class VerifyReport:
         return self.table() + "\n" + self.summary()
 
 
-def _cmp(rows, quantity, stored, ref, scale, tol, measure, rtol, norm="max"):
+def _cmp(rows, quantity, stored, ref, scale, tol, measure, rtol, norm="max", diagnose=None):
+    """Append the row; for a failure, ``diagnose()`` gives its diagnosis."""
     if norm == "2":
         err = float(np.linalg.norm(stored - ref)) / scale
     else:
         err = float(np.max(np.abs(stored - ref), initial=0.0)) / scale
     tol = rtol if rtol is not None else tol
-    rows.append(VerifyRow(quantity, "pass" if err <= tol else "FAIL", err, tol, measure))
+    row = VerifyRow(quantity, "pass" if err <= tol else "FAIL", err, tol, measure)
+    if not row.passed and diagnose is not None:
+        row.diagnosis = diagnose()
+    rows.append(row)
 
 
 def verify(path, *, rtol=None):
@@ -842,21 +852,29 @@ def verify(path, *, rtol=None):
     n = P
     curv = Curvature(net, params, X, y)
     H = curv.hessian()
+    # what a failure's diagnosis needs from the oracle, computed once, on demand
+    problem = diagnose.Problem(net, params, X, y, hessian=H)
 
     if "loss" in ans:
         u = curv.layers[-1].logits(curv.xs[-1], curv.z[-2])
         S = max(abs(curv.loss()), float(np.max(np.abs(u))), np.finfo(float).tiny)
-        _cmp(rows, "loss", ans["loss"], curv.loss(), S, C_TOL * n * EPS, "|d| / max(|loss|, max|logits|)", rtol)
+        _cmp(rows, "loss", ans["loss"], curv.loss(), S, C_TOL * n * EPS, "|d| / max(|loss|, max|logits|)", rtol,
+             diagnose=lambda: diagnose.diagnose_loss(problem, ans["loss"], reference=curv.loss(), scale=S, rtol=rtol))
     if "g" in ans:
         S = gradient_scale(curv)
-        _cmp(rows, "g", ans["g"], curv.gradient(), S, C_TOL * n * EPS, "max|d| / max(|b|^T|Jx|)", rtol)
+        g = np.asarray(curv.gradient())
+        _cmp(rows, "g", ans["g"], g, S, C_TOL * n * EPS, "max|d| / max(|b|^T|Jx|)", rtol,
+             diagnose=lambda: diagnose.diagnose_gradient(problem, ans["g"], reference=g, scale=S, rtol=rtol))
     if "Hv" in ans:
         v = ans["v"]
         S = float(np.max(np.abs(H) @ np.abs(v))) or 1.0
-        _cmp(rows, "Hv", ans["Hv"], H @ v, S, C_TOL * n * EPS, "max|d| / max(|H||v|)", rtol)
+        _cmp(rows, "Hv", ans["Hv"], H @ v, S, C_TOL * n * EPS, "max|d| / max(|H||v|)", rtol,
+             diagnose=lambda: diagnose.diagnose_hvp(problem, ans["Hv"], v, reference=H @ v, scale=S, rtol=rtol))
     if "H" in ans:
         S = float(np.max(np.abs(H))) or 1.0
-        _cmp(rows, "H", ans["H"], H, S, C_TOL_H * n * EPS, "max|d| / max|H|", rtol)
+        _cmp(rows, "H", ans["H"], H, S, C_TOL_H * n * EPS, "max|d| / max|H|", rtol,
+             diagnose=lambda: diagnose.diagnose_hessian(problem, ans["H"], reference=H, scale=S, rtol=rtol,
+                                                        c_tol=C_TOL_H))
     if "damping" in ans:
         for i, eps_d in enumerate(ans["damping"]):
             tag = f"[eps={eps_d:g}]"
@@ -872,7 +890,9 @@ def verify(path, *, rtol=None):
                 else:
                     x = np.linalg.solve(A, ans["v"])
                     _cmp(rows, f"inverse_v{tag}", ans["inverse_v"][i], x, float(np.linalg.norm(x)) or 1.0,
-                         C_TOL * n * EPS * kappa, f"||d|| / ||x||, kappa {kappa:.2e}", rtol, norm="2")
+                         C_TOL * n * EPS * kappa, f"||d|| / ||x||, kappa {kappa:.2e}", rtol, norm="2",
+                         diagnose=lambda: diagnose.diagnose_inverse(
+                             problem, ans["inverse_v"][i], ans["v"], eps_d, reference=x, kappa=kappa, rtol=rtol))
             if "logdet" in ans:
                 if singular:
                     rows.append(VerifyRow(f"logdet{tag}", "skip", detail="H + eps I is numerically singular"))
@@ -880,8 +900,13 @@ def verify(path, *, rtol=None):
                     tol = C_TOL * n * EPS * float(np.sum(wmax / wabs))
                     err = abs(float(ans["logdet"][i]) - logdet)
                     t = rtol if rtol is not None else tol
-                    rows.append(VerifyRow(f"logdet{tag}", "pass" if err <= t else "FAIL", err, t,
-                                          "|d| (absolute: an error in log|det|)"))
+                    row = VerifyRow(f"logdet{tag}", "pass" if err <= t else "FAIL", err, t,
+                                    "|d| (absolute: an error in log|det|)")
+                    if not row.passed:
+                        row.diagnosis = diagnose.diagnose_logdet(
+                            problem, float(ans["logdet"][i]), eps_d, reference=logdet,
+                            cond=float(np.sum(wmax / wabs)), rtol=rtol)
+                    rows.append(row)
             ambiguous = bool(np.any((wabs > n * EPS * wmax) & (wabs <= C_TOL * n * EPS * wmax)))
             for key, mine in (("logdet_sign", sign), ("inertia", inertia)):
                 if key not in ans:

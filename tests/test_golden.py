@@ -10,7 +10,7 @@ import pytest
 
 from hessinv_ref import Curvature, golden, polynomial_hvp, solve
 from hessinv_ref.cli import main
-from hessinv_ref.testing import random_problem
+from hessinv_ref.testing import diagnose, random_problem
 from hessinv_ref.testing.make_golden import CURATED, write_curated
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -156,6 +156,50 @@ def test_verify_compares_inertia_and_sign_exactly(tmp_path, key):
     _rewrite(GOLDEN / "paper_tanh_softmax", tmp_path / "p", change)
     report = golden.verify(tmp_path / "p")
     assert [r.quantity for r in report.failures] == [f"{key}[eps=0.1]"]
+
+
+def _dense_answers(arrays, eps):
+    net, theta, X, y = golden.load(GOLDEN / "paper_tanh_softmax")[:4]
+    H = Curvature(net, theta, X, y).hessian()
+    return net, diagnose.Problem(net, theta, X, y, hessian=H), H + eps * np.eye(len(H))
+
+
+def _set_row0(key, value):
+    def change(arrays):
+        arrays[key][0] = value(arrays)
+    return change
+
+
+WRONG = [  # (quantity, change to the npz, the likely cause verify must name)
+    ("loss", lambda a: a.__setitem__("loss", a["loss"] * 2), "loss summed instead of averaged"),
+    ("g", lambda a: a.__setitem__("g", -a["g"]), "sign flip"),
+    ("Hv", lambda a: a.__setitem__("Hv", _dense_answers(a, 0)[1].G @ a["v"]), "Gauss-Newton (GGN) instead of the Hessian"),
+    ("H", lambda a: a.__setitem__("H", _dense_answers(a, 0)[1].block_diagonal), "block-diagonal approximation"),
+    ("H", lambda a: a.__setitem__("H", a["H"][np.ix_(*[diagnose.layouts(_dense_answers(a, 0)[0])["column-major"]] * 2)]),
+     "weights flattened column-major"),
+    ("inverse_v[eps=0.1]", _set_row0("inverse_v", lambda a: np.linalg.solve(_dense_answers(a, 0.2)[2], a["v"])),
+     "damping doubled"),
+    ("logdet[eps=0.1]", _set_row0("logdet", lambda a: np.linalg.slogdet(_dense_answers(a, 0.2)[2])[1]), "damping doubled"),
+    ("inverse_v[eps=0.1]", _set_row0("inverse_v", lambda a: a["inverse_v"][0].astype(np.float32)), "float32 precision"),
+    ("g", lambda a: a["g"].__setitem__(30, a["g"][30] + 1e-3), None),
+]
+
+
+@pytest.mark.parametrize(("quantity", "change", "cause"), WRONG,
+                         ids=[f"{q}-{c or 'unknown'}" for q, _, c in WRONG])
+def test_verify_names_the_likely_cause_under_a_failed_quantity(tmp_path, quantity, change, cause):
+    _rewrite(GOLDEN / "paper_tanh_softmax", tmp_path / "p", change)
+    report = golden.verify(tmp_path / "p")
+    assert [r.quantity for r in report.failures] == [quantity], str(report)
+    assert report[quantity].diagnosis.likely_cause == cause, str(report)
+    lines = str(report).splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith(quantity + " "))
+    under = [line for line in lines[row + 1:] if line.startswith("    ")]
+    likely = next(line for line in under if line.startswith("    likely cause: "))
+    assert (cause or "no known cause matched") in likely
+    if cause is None:  # the one wrong entry, located: offset 30 = 27 + 3 is layer 4's W[1, 0] (3 x 3)
+        assert "    worst entry: layer 4 of 6 (Dense), weight W[1, 0] at offset 30: " in "\n".join(under)
+        assert "    by layer: over tolerance in 1 of 6 layers: 4 (" in "\n".join(under)
 
 
 def test_rtol_overrides_every_continuous_tolerance(tmp_path):
