@@ -78,6 +78,9 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "ANSWERS",
+    "CURATED_DIR",
+    "curated",
+    "curated_path",
     "describe_network",
     "network_from_description",
     "compute_answers",
@@ -152,6 +155,39 @@ MEANINGS = {
     "logdet_sign": "row i: sign of det(H + damping[i] I)",
     "inertia": "row i: (n_positive, n_negative, n_zero) eigenvalues of H + damping[i] I",
 }
+
+
+# -- the curated set shipped with the package ------------------------------------------
+
+CURATED_DIR = Path(__file__).parent / "golden_files"
+"""Where the curated golden files are installed (package data of
+``hessinv_ref``; written by ``python -m hessinv_ref.testing.make_golden``)."""
+
+
+def curated():
+    """Names of the curated golden files shipped with the package, sorted.
+
+    Returns
+    -------
+    list of str
+        E.g. ``"paper_tanh_softmax"``; pass one to :func:`curated_path`.
+    """
+    return sorted(p.stem for p in CURATED_DIR.glob("*.json"))
+
+
+def curated_path(name):
+    """The path ``NAME`` (without suffix) of a shipped curated golden file,
+    for :func:`load`, :func:`verify` or ``hessinv-ref verify``.
+
+    Raises
+    ------
+    ValueError
+        For a name not in :func:`curated`.
+    """
+    names = curated()
+    if name not in names:
+        raise ValueError(f"name: expected one of the curated golden files {names}, got {name!r}")
+    return CURATED_DIR / name
 
 
 # -- architecture <-> JSON -------------------------------------------------------------

@@ -13,14 +13,33 @@ from hessinv_ref.cli import main
 from hessinv_ref.testing import diagnose, random_problem
 from hessinv_ref.testing.make_golden import CURATED, write_curated
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = golden.CURATED_DIR  # the packaged curated set
 CURATED_FILES = sorted(p.with_suffix("") for p in GOLDEN.glob("*.json"))
 
 
 def test_the_curated_set_is_there_and_small():
     assert {p.name for p in CURATED_FILES} == set(CURATED)
+    assert sorted(f.name for f in GOLDEN.iterdir()) == sorted(f"{n}.{ext}" for n in CURATED for ext in ("json", "npz"))
     total = sum(f.stat().st_size for f in GOLDEN.iterdir())
-    assert total < 300_000, f"tests/golden holds {total} bytes"
+    assert total < 300_000, f"{GOLDEN} holds {total} bytes"
+
+
+def test_the_curated_set_is_package_data_with_an_accessor():
+    assert golden.curated() == sorted(CURATED)
+    path = golden.curated_path("tiny_logistic")
+    assert path == golden.CURATED_DIR / "tiny_logistic" and golden.verify(path).passed
+    with pytest.raises(ValueError, match=r"name: expected one of the curated golden files .*got 'tiny'"):
+        golden.curated_path("tiny")
+    # pyproject.toml's package-data globs take every file of the set into a wheel
+    tomllib = pytest.importorskip("tomllib")
+    import fnmatch
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    globs = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]["hessinv_ref"]
+    package = Path(golden.__file__).parent
+    for f in GOLDEN.iterdir():
+        rel = f.relative_to(package).as_posix()
+        assert any(fnmatch.fnmatch(rel, g) for g in globs), rel
 
 
 @pytest.mark.parametrize("path", CURATED_FILES, ids=lambda p: p.name)
