@@ -845,6 +845,10 @@ def verify(path, *, rtol=None):
     -------
     VerifyReport
         ``report.passed``, ``report.failures``, ``str(report)`` the table.
+        Under each failed continuous quantity the table has the worst entry
+        (its layer, ``W[row, col]`` or ``b[k]`` and offset), the layers over
+        tolerance and a ``likely cause`` line
+        (:mod:`hessinv_ref.testing.diagnose`; ``row.diagnosis``).
 
     Raises
     ------
@@ -928,7 +932,8 @@ def verify(path, *, rtol=None):
                     _cmp(rows, f"inverse_v{tag}", ans["inverse_v"][i], x, float(np.linalg.norm(x)) or 1.0,
                          C_TOL * n * EPS * kappa, f"||d|| / ||x||, kappa {kappa:.2e}", rtol, norm="2",
                          diagnose=lambda: diagnose.diagnose_inverse(
-                             problem, ans["inverse_v"][i], ans["v"], eps_d, reference=x, kappa=kappa, rtol=rtol))
+                             problem, ans["inverse_v"][i], ans["v"], eps_d, reference=x, kappa=kappa, rtol=rtol,
+                             rhs_name="v"))
             if "logdet" in ans:
                 if singular:
                     rows.append(VerifyRow(f"logdet{tag}", "skip", detail="H + eps I is numerically singular"))

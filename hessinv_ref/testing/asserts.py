@@ -4,7 +4,13 @@ Each helper runs a *candidate* (the function under test, written in any
 framework and wrapped to take and return NumPy arrays) on a list of problems,
 compares its output with this package's exact answer and raises
 ``AssertionError`` naming the problem, the quantity and the error against the
-tolerance.
+tolerance.  Each failure is several short lines: the architecture and seed,
+how to rebuild the problem, the error against the tolerance, the worst entry
+(layer, ``W[row, col]`` or ``b[k]``, offset), the layers over tolerance, and
+the likely cause: the common mistake (summed loss, damping forgotten or
+doubled, GGN or block-diagonal curvature, a permuted layout, a sign flip,
+float32) whose answer, recomputed by the oracle, the candidate's matches
+(:mod:`hessinv_ref.testing.diagnose`).
 
 =================================  ===================================================
 helper                             candidate signature (flat arrays, our layout)

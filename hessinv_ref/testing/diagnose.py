@@ -25,8 +25,15 @@ reversed                          vector the candidate reads and writes:
 sign flip                         :math:`-a`
 float32 precision                 the error is within the float32 version of the tolerance
                                   (:math:`ε_{32}` for :math:`ε`), and every entry is a float32
-                                  number or the error is at least :math:`ε_{32}/4`
+                                  number, or the error is within a factor ``C_TOL`` of the
+                                  error of this library's own float32 computation
 ================================  ===============================================================
+
+Damping forgotten when :math:`H` itself is singular (as it is for every
+default problem) has no unique answer: the candidate is then compared by
+its backward error :math:`\|H x_c - g\| / (\|H\|_2 \|x_c\| + \|g\|)`,
+which a backward-stable solve keeps at a small multiple of :math:`n ε`
+however large :math:`x_c` is.
 
 Hypotheses that need the dense Hessian or a dense factorization beyond the
 one the comparison made are tried only for ``P <=`` :data:`DENSE_LIMIT`;
@@ -714,7 +721,8 @@ def _solve(A, rhs, what):
     return x, float(np.linalg.norm(x)) or 1.0, float(np.max(wabs) / np.min(wabs))
 
 
-def diagnose_inverse(problem, candidate, g, damping, *, reference, kappa, rtol=None, c_tol=C_TOL):
+def diagnose_inverse(problem, candidate, g, damping, *, reference, kappa, rtol=None, c_tol=C_TOL,
+                     rhs_name="g"):
     r"""Diagnose a wrong :math:`x = (H + εI)^{-1} g` (measure
     :math:`\|d\|_2 / \|x\|_2`, tolerance :math:`c\, n\, ε\, κ_2`).
 
@@ -730,6 +738,8 @@ def diagnose_inverse(problem, candidate, g, damping, *, reference, kappa, rtol=N
         :math:`κ_2(H + εI)` of the comparison.
     rtol, c_tol
         As in :func:`diagnose_gradient`.
+    rhs_name : str
+        What the right-hand side is called in the messages (``verify``'s is ``v``).
     """
     c = np.asarray(candidate, dtype=np.float64)
     x = np.asarray(reference, dtype=np.float64)
@@ -747,15 +757,15 @@ def diagnose_inverse(problem, candidate, g, damping, *, reference, kappa, rtol=N
 
     trials = []
     for f, note in problem.summed_factors():
-        trials.append(("summed", f"({f} H + eps I)^-1 g: the Hessian of the summed loss",
+        trials.append(("summed", f"({f} H + eps I)^-1 {rhs_name}: the Hessian of the summed loss",
                        solve(f"{f} H + eps I", lambda f=f: f * problem.H + eps_d * eye)))
         trials.append(("summed", f"x / {f}: the summed loss, its damping scaled with it",
                        lambda f=f: (x / f, norm_x / f, kappa)))
     if eps_d > 0:
-        trials.append(("no damping", "H x = g; by the residual if H is singular", solve("H", lambda: problem.H)))
-        trials.append(("double damping", "(H + 2 eps I)^-1 g", solve("H + 2 eps I", lambda: problem.H + 2 * eps_d * eye)))
-    trials.append(("ggn", "(G + eps I)^-1 g", solve("G + eps I", lambda: problem.G + eps_d * eye)))
-    trials.append(("block", "(blockdiag(H) + eps I)^-1 g: the off-diagonal layer blocks dropped",
+        trials.append(("no damping", f"H x = {rhs_name}; by the residual if H is singular", solve("H", lambda: problem.H)))
+        trials.append(("double damping", f"(H + 2 eps I)^-1 {rhs_name}", solve("H + 2 eps I", lambda: problem.H + 2 * eps_d * eye)))
+    trials.append(("ggn", f"(G + eps I)^-1 {rhs_name}", solve("G + eps I", lambda: problem.G + eps_d * eye)))
+    trials.append(("block", f"(blockdiag(H) + eps I)^-1 {rhs_name}: the off-diagonal layer blocks dropped",
                    solve("blockdiag(H) + eps I", lambda: problem.block_diagonal + eps_d * eye)))
     trials.append(("sign", "the answer is minus ours", lambda: (-x, norm_x, kappa)))
 
