@@ -31,10 +31,17 @@ def _only(*names):
 
 
 def _failure(helper, candidate, *names, **kwargs):
-    """The AssertionError message of ``helper`` on the named default problems."""
+    """The AssertionError message of ``helper`` on the named default problems;
+    every failure in it says where the error lives (or that it is not finite)."""
     with pytest.raises(AssertionError) as info:
         helper(candidate, problems=_only(*names), **kwargs)
-    return str(info.value)
+    msg = str(info.value)
+    blocks = msg.split("\nproblem ")[1:]
+    assert blocks, msg
+    for block in blocks:
+        assert "\n  worst entry   layer " in block or "\n  non-finite    " in block, block
+        assert "\n  likely cause  " in block, block
+    return msg
 
 
 def _cause_line(msg):
@@ -327,6 +334,15 @@ def test_an_unknown_error_matches_nothing_and_is_located():
     assert "likely cause  no known cause matched (tried: loss summed instead of averaged, sign flip" in msg
     assert "worst entry   layer 3 of 6 (Dense), weight W[1, 1] at offset 22" in msg
     assert "by layer      over tolerance in 1 of 6 layers: 3 (" in msg
+
+
+def test_a_random_answer_matches_nothing_and_is_located():
+    def random_answer(net, p, X, y, g, d):
+        return np.random.default_rng(7).standard_normal(net.n_params)
+
+    msg = _failure(assert_inverse_hvp_close, random_answer, "residual", "logistic")
+    assert msg.count("likely cause  no known cause matched (tried: ") == 2
+    assert msg.count("by layer      over tolerance in ") == 2
 
 
 def test_the_layer_where_the_error_lives_and_its_bias():
