@@ -87,8 +87,11 @@ def test_dropped_hxz_fails_and_names_problem_and_quantity():
     # Hxz of the first layer multiplies t_0 = 0, so the one-layer logistic model is unaffected
     assert msg.startswith("assert_hvp_close: 5 of 6 comparisons failed")
     assert "'logistic'" not in msg
-    assert "problem 'paper' [random_problem(depth=6, width=3, batch=2, activation='tanh'" in msg
-    assert "Hv max|Hv_c - Hv| / max(|H||v|)" in msg and "> tolerance" in msg
+    assert "problem 'paper', Hv:\n" in msg
+    assert "  rebuild       random_problem(depth=6, width=3, batch=2, activation='tanh'" in msg
+    assert "  error         max|Hv_c - Hv| / max(|H||v|) = " in msg and "> tolerance" in msg
+    # a dropped Hxz is none of the known mistakes; the message says so, and where the error is
+    assert "likely cause  no known cause matched" in msg and "worst entry   layer " in msg
 
 
 def test_transposed_jz_fails_where_jz_is_square_and_not_elsewhere():

@@ -3,7 +3,6 @@ everywhere, and bad input ends in one clear line and a non-zero exit status."""
 
 import argparse
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from hessinv_ref import golden
 from hessinv_ref.cli import build_parser, main
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = golden.CURATED_DIR  # the packaged curated set
 
 
 def _subcommands():

@@ -9,17 +9,37 @@ import numpy as np
 import pytest
 
 from hessinv_ref import Curvature, golden, polynomial_hvp, solve
-from hessinv_ref.testing import random_problem
+from hessinv_ref.cli import main
+from hessinv_ref.testing import diagnose, random_problem
 from hessinv_ref.testing.make_golden import CURATED, write_curated
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = golden.CURATED_DIR  # the packaged curated set
 CURATED_FILES = sorted(p.with_suffix("") for p in GOLDEN.glob("*.json"))
 
 
 def test_the_curated_set_is_there_and_small():
     assert {p.name for p in CURATED_FILES} == set(CURATED)
+    assert sorted(f.name for f in GOLDEN.iterdir()) == sorted(f"{n}.{ext}" for n in CURATED for ext in ("json", "npz"))
     total = sum(f.stat().st_size for f in GOLDEN.iterdir())
-    assert total < 300_000, f"tests/golden holds {total} bytes"
+    assert total < 300_000, f"{GOLDEN} holds {total} bytes"
+
+
+def test_the_curated_set_is_package_data_with_an_accessor():
+    assert golden.curated() == sorted(CURATED)
+    path = golden.curated_path("tiny_logistic")
+    assert path == golden.CURATED_DIR / "tiny_logistic" and golden.verify(path).passed
+    with pytest.raises(ValueError, match=r"name: expected one of the curated golden files .*got 'tiny'"):
+        golden.curated_path("tiny")
+    # pyproject.toml's package-data globs take every file of the set into a wheel
+    tomllib = pytest.importorskip("tomllib")
+    import fnmatch
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    globs = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]["hessinv_ref"]
+    package = Path(golden.__file__).parent
+    for f in GOLDEN.iterdir():
+        rel = f.relative_to(package).as_posix()
+        assert any(fnmatch.fnmatch(rel, g) for g in globs), rel
 
 
 @pytest.mark.parametrize("path", CURATED_FILES, ids=lambda p: p.name)
@@ -157,6 +177,50 @@ def test_verify_compares_inertia_and_sign_exactly(tmp_path, key):
     assert [r.quantity for r in report.failures] == [f"{key}[eps=0.1]"]
 
 
+def _dense_answers(arrays, eps):
+    net, theta, X, y = golden.load(GOLDEN / "paper_tanh_softmax")[:4]
+    H = Curvature(net, theta, X, y).hessian()
+    return net, diagnose.Problem(net, theta, X, y, hessian=H), H + eps * np.eye(len(H))
+
+
+def _set_row0(key, value):
+    def change(arrays):
+        arrays[key][0] = value(arrays)
+    return change
+
+
+WRONG = [  # (quantity, change to the npz, the likely cause verify must name)
+    ("loss", lambda a: a.__setitem__("loss", a["loss"] * 2), "loss summed instead of averaged"),
+    ("g", lambda a: a.__setitem__("g", -a["g"]), "sign flip"),
+    ("Hv", lambda a: a.__setitem__("Hv", _dense_answers(a, 0)[1].G @ a["v"]), "Gauss-Newton (GGN) instead of the Hessian"),
+    ("H", lambda a: a.__setitem__("H", _dense_answers(a, 0)[1].block_diagonal), "block-diagonal approximation"),
+    ("H", lambda a: a.__setitem__("H", a["H"][np.ix_(*[diagnose.layouts(_dense_answers(a, 0)[0])["column-major"]] * 2)]),
+     "weights flattened column-major"),
+    ("inverse_v[eps=0.1]", _set_row0("inverse_v", lambda a: np.linalg.solve(_dense_answers(a, 0.2)[2], a["v"])),
+     "damping doubled"),
+    ("logdet[eps=0.1]", _set_row0("logdet", lambda a: np.linalg.slogdet(_dense_answers(a, 0.2)[2])[1]), "damping doubled"),
+    ("inverse_v[eps=0.1]", _set_row0("inverse_v", lambda a: a["inverse_v"][0].astype(np.float32)), "float32 precision"),
+    ("g", lambda a: a["g"].__setitem__(30, a["g"][30] + 1e-3), None),
+]
+
+
+@pytest.mark.parametrize(("quantity", "change", "cause"), WRONG,
+                         ids=[f"{q}-{c or 'unknown'}" for q, _, c in WRONG])
+def test_verify_names_the_likely_cause_under_a_failed_quantity(tmp_path, quantity, change, cause):
+    _rewrite(GOLDEN / "paper_tanh_softmax", tmp_path / "p", change)
+    report = golden.verify(tmp_path / "p")
+    assert [r.quantity for r in report.failures] == [quantity], str(report)
+    assert report[quantity].diagnosis.likely_cause == cause, str(report)
+    lines = str(report).splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith(quantity + " "))
+    under = [line for line in lines[row + 1:] if line.startswith("    ")]
+    likely = next(line for line in under if line.startswith("    likely cause: "))
+    assert (cause or "no known cause matched") in likely
+    if cause is None:  # the one wrong entry, located: offset 30 = 27 + 3 is layer 4's W[1, 0] (3 x 3)
+        assert "    worst entry: layer 4 of 6 (Dense), weight W[1, 0] at offset 30: " in "\n".join(under)
+        assert "    by layer: over tolerance in 1 of 6 layers: 4 (" in "\n".join(under)
+
+
 def test_rtol_overrides_every_continuous_tolerance(tmp_path):
     _rewrite(GOLDEN / "paper_tanh_softmax", tmp_path / "p", lambda a: a["Hv"].__imul__(1 + 1e-6))
     assert golden.verify(tmp_path / "p", rtol=1e-5).passed
@@ -271,7 +335,8 @@ NPZ_BREAKS = [
     ("wrong shape", lambda a: a.__setitem__("Hv", a["Hv"][:-1]), r"Hv: shape"),
     ("labels out of range", lambda a: a.__setitem__("y", a["y"] + 10), r"labels must lie in"),
     ("NaN answer", lambda a: a["g"].__setitem__(0, np.nan), r"g: expected finite values"),
-    ("float labels", lambda a: a.__setitem__("y", a["y"].astype(float)), r"integer class labels"),
+    ("fractional labels", lambda a: a.__setitem__("y", a["y"] + 0.5), r"y: expected integers .*got 0?\.5|y: expected integers .*got 1\.5"),
+    ("inertia of the wrong dtype", lambda a: a.__setitem__("inertia", a["inertia"].astype(complex)), r"inertia: expected integers, got dtype complex"),
 ]
 
 
@@ -282,6 +347,98 @@ def test_malformed_arrays_give_one_clear_line(tmp_path, what, change, match):
     with pytest.raises((ValueError, TypeError), match=match) as info:
         golden.load(tmp_path / "b")
     assert "\n" not in str(info.value)
+
+
+# -- integer-valued fields: integers within INTEGER_RTOL, or a malformed file --------------------
+
+SIGNS = [  # stored sign -> what verify then compares (None: the file is malformed)
+    (1.9, None), (1.000001, None), (0.9999999999999999, 1), (-1.0, -1), (0.0, None), (np.nan, None),
+]
+
+
+@pytest.mark.parametrize(("stored", "means"), SIGNS, ids=[repr(s) for s, _ in SIGNS])
+def test_a_stored_sign_is_plus_or_minus_one_within_the_tolerance(tmp_path, capsys, stored, means):
+    path = _export(tmp_path)
+    true_sign = golden.load(path)[4]["logdet_sign"][0]
+    _rewrite(path, tmp_path / "b", lambda a: a.__setitem__("logdet_sign", np.array([stored])))
+    if means is None:
+        with pytest.raises(ValueError, match=r"b\.npz: logdet_sign: expected") as info:
+            golden.load(tmp_path / "b")
+        assert "\n" not in str(info.value) and repr(float(stored)) in str(info.value)
+        assert main(["verify", str(tmp_path / "b")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "logdet_sign" in err
+        return
+    assert golden.load(tmp_path / "b")[4]["logdet_sign"].tolist() == [means]
+    row = golden.verify(tmp_path / "b")["logdet_sign[eps=0.1]"]
+    # a sign of the wrong value is a wrong answer (FAIL), not a malformed file
+    assert row.status == ("pass" if means == true_sign else "FAIL"), row
+
+
+def test_the_integer_tolerance_is_a_few_ulps_relative():
+    k = 5000.0
+    assert golden.INTEGER_RTOL == 8 * np.finfo(float).eps
+    ok = np.array([k * (1 + 4 * np.finfo(float).eps), 1 - np.finfo(float).eps / 2, -3.0])
+    assert golden._integer_array("a", ok, "f").tolist() == [5000, 1, -3]
+    for bad in (k * (1 + 16 * np.finfo(float).eps), 1 + 1e-12, 0.5, np.inf):
+        with pytest.raises(ValueError, match=r"f: a: expected integers"):
+            golden._integer_array("a", np.array([bad]), "f")
+
+
+INERTIAS = [
+    ("3.0 is 3", lambda r: r.astype(float), None),
+    ("3.2 is not an integer", lambda r: r.astype(float) + [0.2, 0, -0.2], r"inertia: expected integers .*got \d+\.2 at index \[0, 0\]"),
+    ("a negative count", lambda r: r + [1, 0, -1], r"inertia: expected counts >= 0, got -1 at index \[0, 2\]"),
+    ("counts that miss P", lambda r: r + [1, 0, 0], r"inertia: row 0 .* counts \d+ eigenvalues, expected P = \d+"),
+]
+
+
+@pytest.mark.parametrize(("what", "change", "match"), INERTIAS, ids=[w for w, _, _ in INERTIAS])
+def test_inertia_is_counts_of_integers_that_add_up_to_p(tmp_path, what, change, match):
+    path = _export(tmp_path)
+    _rewrite(path, tmp_path / "b", lambda a: a.__setitem__("inertia", change(a["inertia"])))
+    if match is None:
+        ans = golden.load(tmp_path / "b")[4]
+        assert ans["inertia"].dtype == np.int64
+        assert golden.verify(tmp_path / "b")["inertia[eps=0.1]"].passed
+        return
+    with pytest.raises(ValueError, match=match) as info:
+        golden.load(tmp_path / "b")
+    assert "\n" not in str(info.value)
+
+
+def test_labels_and_json_counts_are_checked_the_same_way(tmp_path):
+    path = _export(tmp_path)
+    _rewrite(path, tmp_path / "f", lambda a: a.__setitem__("y", a["y"].astype(float)))
+    y = golden.load(tmp_path / "f")[3]
+    assert y.dtype == np.int64 and golden.verify(tmp_path / "f").passed  # 1.0 is the label 1
+    _rewrite(path, tmp_path / "g", lambda a: a.__setitem__("y", a["y"] + 1e-6))
+    with pytest.raises(ValueError, match=r"g\.npz: y: expected integers .*got (1e-06|\d\.000001) at index 0"):
+        golden.load(tmp_path / "g")
+    _edit_json(path, _set(["architecture", "layers", 0, "n_out"], 2.0))
+    _edit_json(path, _set(["batch"], 2.0))
+    assert golden.verify(path).passed
+    for keys, value, match in (
+        (["architecture", "layers", 0, "n_out"], 2.2, r"layers\[0\]\.n_out: expected a positive integer, got 2\.2"),
+        (["batch"], 2.000001, r"batch: expected an integer, got 2\.000001"),
+        (["param_sizes"], [6.5, 6, 6], r"param_sizes: expected an integer, got 6\.5"),
+    ):
+        _edit_json(path, _set(keys, value))
+        with pytest.raises(ValueError, match=match) as info:
+            golden.load(path)
+        assert "\n" not in str(info.value)
+        _edit_json(path, _set(keys, 2 if keys[-1] != "param_sizes" else [6, 6, 9]))
+    _edit_json(path, _set(["param_sizes"], [6, 6, 7]))
+    with pytest.raises(ValueError, match=r"param_sizes: \[6, 6, 7\] differs from the architecture's \[6, 6, 9\]"):
+        golden.load(path)
+
+
+def test_save_refuses_a_fractional_inertia_instead_of_truncating_it(tmp_path):
+    net, params, X, y = random_problem(2, 2, 2, seed=0)
+    with pytest.raises(ValueError, match=r"answers: inertia: expected integers .*got 3\.2"):
+        golden.save(tmp_path / "x", net, params, X, y,
+                    {"damping": [0.1], "inertia": [[3.2, 3, 0]]})
+    assert not (tmp_path / "x.json").exists()
 
 
 def test_truncated_corrupt_and_missing_files(tmp_path):

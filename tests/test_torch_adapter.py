@@ -21,7 +21,7 @@ from hessinv_ref.testing.asserts import (  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "oracle.md"
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = golden.CURATED_DIR  # the packaged curated set
 
 
 def named_code_block(path, name):

@@ -4,7 +4,13 @@ Each helper runs a *candidate* (the function under test, written in any
 framework and wrapped to take and return NumPy arrays) on a list of problems,
 compares its output with this package's exact answer and raises
 ``AssertionError`` naming the problem, the quantity and the error against the
-tolerance.
+tolerance.  Each failure is several short lines: the architecture and seed,
+how to rebuild the problem, the error against the tolerance, the worst entry
+(layer, ``W[row, col]`` or ``b[k]``, offset), the layers over tolerance, and
+the likely cause: the common mistake (summed loss, damping forgotten or
+doubled, GGN or block-diagonal curvature, a permuted layout, a sign flip,
+float32) whose answer, recomputed by the oracle, the candidate's matches
+(:mod:`hessinv_ref.testing.diagnose`).
 
 =================================  ===================================================
 helper                             candidate signature (flat arrays, our layout)
@@ -195,7 +201,11 @@ def default_problems():
 
 @dataclass
 class Comparison:
-    """One candidate output against the reference on one problem."""
+    """One candidate output against the reference on one problem.
+
+    ``diagnosis`` (a :class:`~hessinv_ref.testing.diagnose.Diagnosis`, for a
+    failure) says where the error lives and which known mistake reproduces it.
+    """
 
     problem: str
     quantity: str
@@ -204,6 +214,9 @@ class Comparison:
     measure: str
     detail: str = ""
     recipe: str = ""
+    architecture: str = ""
+    seed: int | None = None
+    diagnosis: object = None
 
     @property
     def passed(self):
@@ -217,6 +230,22 @@ class Comparison:
             f"{'<=' if self.passed else '>'} tolerance {self.tolerance:.3e}"
         )
         return msg + (f" ({self.detail})" if self.detail else "")
+
+    def explain(self):
+        """Several short lines: the problem and quantity, the architecture
+        and seed, how to rebuild it, the error against the tolerance, and the
+        diagnosis (worst entry and its layer, the layers over tolerance, the
+        likely cause)."""
+        rows = [("architecture", self.architecture + ("" if self.seed is None else f"; seed {self.seed}"))]
+        if self.recipe:
+            rows.append(("rebuild", self.recipe))
+        rows.append(("error", f"{self.measure} = {self.error:.2e} {'<=' if self.passed else '>'} "
+                              f"tolerance {self.tolerance:.2e}" + (f" ({self.detail})" if self.detail else "")))
+        if self.diagnosis is not None:
+            rows += self.diagnosis.lines()
+        width = max(len(label) for label, _ in rows)
+        return "\n".join([f"problem {self.problem!r}, {self.quantity}:"]
+                         + [f"  {label:<{width}}  {text}" for label, text in rows])
 
 
 @dataclass
@@ -245,7 +274,7 @@ class OracleReport:
         if not self.passed:
             head = (f"{self.helper}: {len(self.failures)} of {len(self.comparisons)} "
                     f"comparisons failed")
-            raise AssertionError("\n".join([head] + ["  " + c.describe() for c in self.failures]))
+            raise AssertionError("\n".join([head] + [c.explain() for c in self.failures]))
         return self
 
 
@@ -309,16 +338,18 @@ def _run(helper, candidate, prob, *args):
         raise
 
 
-def _worst(actual, expected):
-    diff = np.abs(actual - expected)
-    k = int(np.argmax(diff))
-    return k, f"worst entry {k}: got {actual[k]:.12g}, expected {expected[k]:.12g}"
+def _comparison(prob, quantity, error, tolerance, measure, detail=""):
+    from .diagnose import describe_architecture  # see assert_gradient_close
+
+    return Comparison(prob.name, quantity, error, tolerance, measure, detail, prob.recipe,
+                      describe_architecture(prob.net), prob.seed)
 
 
-def _layer_of(net, k):
-    off = net.offsets()
-    l = int(np.searchsorted(off, k, side="right"))
-    return f"layer {l} ({net.layers[l - 1]!r}), entry {k - off[l - 1]} of its parameters"
+def _diagnose(comparison, how, *args, **kwargs):
+    """Attach the diagnosis of a failed comparison (``how`` a ``diagnose_*``)."""
+    if not comparison.passed:
+        comparison.diagnosis = how(*args, **kwargs)
+    return comparison
 
 
 def _finish(report, raise_on_failure):
@@ -367,6 +398,8 @@ def assert_gradient_close(candidate, *, problems=None, rtol=None, raise_on_failu
         Naming each failing problem, the quantity and the error against the
         tolerance, the worst entry and its layer.
     """
+    from . import diagnose  # here, not at the top: diagnose builds on this module's scales
+
     rtol = _check_rtol(rtol)
     report = OracleReport("assert_gradient_close")
     for prob in _problems(problems):
@@ -375,11 +408,12 @@ def assert_gradient_close(candidate, *, problems=None, rtol=None, raise_on_failu
         P = prob.net.n_params
         S = gradient_scale(curv)
         out = _output(report.helper, prob, "gradient", _run(report.helper, candidate, prob), P)
-        k, where = _worst(out, g)
-        report.comparisons.append(Comparison(
-            prob.name, "gradient", float(np.abs(out - g)[k]) / S,
-            rtol if rtol is not None else C_TOL * P * EPS,
-            "max|g_c - g| / max(|b|^T|Jx|)", f"{where}, {_layer_of(prob.net, k)}", prob.recipe))
+        comparison = _comparison(prob, "gradient", float(np.max(np.abs(out - g))) / S,
+                                 rtol if rtol is not None else C_TOL * P * EPS,
+                                 "max|g_c - g| / max(|b|^T|Jx|)")
+        report.comparisons.append(_diagnose(
+            comparison, diagnose.diagnose_gradient, diagnose.Problem(prob.net, prob.params, prob.X, prob.y),
+            out, reference=g, scale=S, rtol=rtol))
     return _finish(report, raise_on_failure)
 
 
@@ -410,6 +444,8 @@ def assert_hvp_close(candidate, *, problems=None, rtol=None, raise_on_failure=Tr
         Naming each failing problem, the error against the tolerance, the
         worst entry and its layer.
     """
+    from . import diagnose  # here, not at the top: diagnose builds on this module's scales
+
     rtol = _check_rtol(rtol)
     report = OracleReport("assert_hvp_close")
     for prob in _problems(problems):
@@ -420,11 +456,13 @@ def assert_hvp_close(candidate, *, problems=None, rtol=None, raise_on_failure=Tr
         S = float(np.max(np.abs(H) @ np.abs(v)))
         S = S if S > 0 else 1.0
         out = _output(report.helper, prob, "Hv", _run(report.helper, candidate, prob, v.copy()), P)
-        k, where = _worst(out, ref)
-        report.comparisons.append(Comparison(
-            prob.name, "Hv", float(np.abs(out - ref)[k]) / S,
-            rtol if rtol is not None else C_TOL * P * EPS,
-            "max|Hv_c - Hv| / max(|H||v|)", f"{where}, {_layer_of(prob.net, k)}", prob.recipe))
+        comparison = _comparison(prob, "Hv", float(np.max(np.abs(out - ref))) / S,
+                                 rtol if rtol is not None else C_TOL * P * EPS,
+                                 "max|Hv_c - Hv| / max(|H||v|)")
+        report.comparisons.append(_diagnose(
+            comparison, diagnose.diagnose_hvp,
+            diagnose.Problem(prob.net, prob.params, prob.X, prob.y, hessian=H),
+            out, v, reference=ref, scale=S, rtol=rtol))
     return _finish(report, raise_on_failure)
 
 
@@ -463,6 +501,8 @@ def assert_inverse_hvp_close(candidate, *, problems=None, damping=None, rtol=Non
         If :math:`H + εI` is numerically singular for a problem (no answer to
         compare with): choose a larger damping.
     """
+    from . import diagnose  # here, not at the top: diagnose builds on this module's scales
+
     rtol = _check_rtol(rtol)
     if damping is not None:
         damping = tuple(np.atleast_1d(np.asarray(damping, dtype=np.float64)).tolist())
@@ -473,6 +513,7 @@ def assert_inverse_hvp_close(candidate, *, problems=None, damping=None, rtol=Non
         H = to_numpy(prob.curvature().hessian())
         P = prob.net.n_params
         g = _vector(prob, 2)
+        problem = diagnose.Problem(prob.net, prob.params, prob.X, prob.y, hessian=H)  # shared by the dampings
         for eps_d in damping if damping is not None else prob.damping:
             A = H + eps_d * np.eye(P)
             w = np.linalg.eigvalsh(A)
@@ -487,10 +528,11 @@ def assert_inverse_hvp_close(candidate, *, problems=None, damping=None, rtol=Non
                           _run(report.helper, candidate, prob, g.copy(), float(eps_d)), P)
             err = float(np.linalg.norm(out - ref) / np.linalg.norm(ref))
             n_neg = int(np.count_nonzero(w < 0))
-            report.comparisons.append(Comparison(
-                prob.name, f"(H + {eps_d:g} I)^-1 g", err,
-                rtol if rtol is not None else C_TOL * P * EPS * kappa,
-                "||x_c - x|| / ||x||",
-                f"kappa(H + eps I) = {kappa:.3g}, {n_neg} negative eigenvalues; {_worst(out, ref)[1]}",
-                prob.recipe))
+            comparison = _comparison(prob, f"(H + {eps_d:g} I)^-1 g", err,
+                                     rtol if rtol is not None else C_TOL * P * EPS * kappa,
+                                     "||x_c - x|| / ||x||",
+                                     f"kappa(H + eps I) = {kappa:.3g}, {n_neg} negative eigenvalues")
+            report.comparisons.append(_diagnose(
+                comparison, diagnose.diagnose_inverse, problem, out, g, eps_d,
+                reference=ref, kappa=kappa, rtol=rtol))
     return _finish(report, raise_on_failure)

@@ -1,8 +1,12 @@
-"""Generate the curated golden test vectors shipped in ``tests/golden/``.
+"""Generate the curated golden test vectors shipped with the package.
 
-Run as::
+The shipped copies live in ``hessinv_ref/golden_files/`` (package data; see
+:func:`hessinv_ref.golden.curated_path`).  Run as::
 
     python -m hessinv_ref.testing.make_golden OUTDIR
+
+(``OUTDIR = hessinv_ref/golden_files`` in a source checkout refreshes the
+shipped set; anywhere else it writes a private copy.)
 
 Every file is a :mod:`hessinv_ref.golden` pair ``NAME.json`` + ``NAME.npz``,
 drawn by :func:`~hessinv_ref.testing.random_problem` with the arguments in
