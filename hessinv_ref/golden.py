@@ -73,7 +73,7 @@ from .backend.constants import EPS
 from .layers import Dense, Residual, SoftmaxCrossEntropy, SquaredError
 from .network import Network
 from .testing import diagnose
-from .testing.asserts import gradient_scale
+from .testing.tolerances import gradient_scale
 
 __all__ = [
     "FORMAT",

@@ -74,7 +74,10 @@ from ..backend import from_numpy, to_numpy
 from ..backend.constants import EPS
 from ..curvature import Curvature
 from ..network import Network
+from . import diagnose
+from .diagnose import describe_architecture
 from .problems import random_problem
+from .tolerances import C_TOL, gradient_scale
 
 __all__ = [
     "C_TOL",
@@ -85,8 +88,6 @@ __all__ = [
     "assert_inverse_hvp_close",
 ]
 
-C_TOL = 100.0
-"""Safety factor of the default tolerances (see the module notes)."""
 
 
 @dataclass(frozen=True)
@@ -339,8 +340,6 @@ def _run(helper, candidate, prob, *args):
 
 
 def _comparison(prob, quantity, error, tolerance, measure, detail=""):
-    from .diagnose import describe_architecture  # see assert_gradient_close
-
     return Comparison(prob.name, quantity, error, tolerance, measure, detail, prob.recipe,
                       describe_architecture(prob.net), prob.seed)
 
@@ -359,16 +358,6 @@ def _finish(report, raise_on_failure):
 
 
 # -- the helpers --------------------------------------------------------------------
-
-
-def gradient_scale(curv):
-    r"""The scale of the terms that backprop adds into the gradient,
-    :math:`S_g = \max_l \max |b_l|^T |J_{x,l}|` (1 when it is 0): rounding
-    in :math:`g_l = b_l J_{x,l}` is relative to it, not to :math:`|g|`,
-    which can be small by cancellation."""
-    S = max(float(np.max(np.abs(to_numpy(curv.b[l])) @ np.abs(to_numpy(blk.Jx)), initial=0.0))
-            for l, blk in enumerate(curv.blocks, start=1))
-    return S if S > 0 else 1.0
 
 
 def assert_gradient_close(candidate, *, problems=None, rtol=None, raise_on_failure=True):
@@ -398,8 +387,6 @@ def assert_gradient_close(candidate, *, problems=None, rtol=None, raise_on_failu
         Naming each failing problem, the quantity and the error against the
         tolerance, the worst entry and its layer.
     """
-    from . import diagnose  # here, not at the top: diagnose builds on this module's scales
-
     rtol = _check_rtol(rtol)
     report = OracleReport("assert_gradient_close")
     for prob in _problems(problems):
@@ -444,8 +431,6 @@ def assert_hvp_close(candidate, *, problems=None, rtol=None, raise_on_failure=Tr
         Naming each failing problem, the error against the tolerance, the
         worst entry and its layer.
     """
-    from . import diagnose  # here, not at the top: diagnose builds on this module's scales
-
     rtol = _check_rtol(rtol)
     report = OracleReport("assert_hvp_close")
     for prob in _problems(problems):
@@ -501,8 +486,6 @@ def assert_inverse_hvp_close(candidate, *, problems=None, damping=None, rtol=Non
         If :math:`H + εI` is numerically singular for a problem (no answer to
         compare with): choose a larger damping.
     """
-    from . import diagnose  # here, not at the top: diagnose builds on this module's scales
-
     rtol = _check_rtol(rtol)
     if damping is not None:
         damping = tuple(np.atleast_1d(np.asarray(damping, dtype=np.float64)).tolist())

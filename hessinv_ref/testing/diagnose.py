@@ -60,7 +60,7 @@ import numpy as np
 from ..backend import from_numpy, to_numpy
 from ..curvature import Curvature
 from ..layers import AffineLayer, LossHead, SquaredError
-from .asserts import C_TOL, gradient_scale
+from .tolerances import C_TOL, gradient_scale
 
 __all__ = [
     "DENSE_LIMIT",
