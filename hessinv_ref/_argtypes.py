@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["positive_int", "nonnegative_int", "positive_float", "nonnegative_float"]
+__all__ = ["positive_int", "nonnegative_int", "positive_float", "nonnegative_float", "seed"]
 
 
 def _int(text, ok, what):
@@ -47,3 +47,10 @@ def positive_float(text):
 def nonnegative_float(text):
     """A finite number ``>= 0``."""
     return _float(text, lambda x: x >= 0, "a non-negative number")
+
+
+def seed(text):
+    """A seed of ``numpy.random.default_rng``: an integer ``>= 0`` (as
+    :meth:`hessinv_ref.Network.init` takes; ``None`` and generators have no
+    spelling on a command line)."""
+    return _int(text, lambda n: n >= 0, "a non-negative integer seed")
