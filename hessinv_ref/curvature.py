@@ -27,7 +27,17 @@ from typing import Any, NamedTuple
 from .backend import get_backend, xp
 from .finite import NonFiniteError, check_finite, first_non_finite, largest, layer_magnitudes, overflow_cause
 
-__all__ = ["Curvature", "LayerBlocks"]
+__all__ = ["Curvature", "LayerBlocks", "check_network"]
+
+
+def check_network(net):
+    """``net`` itself if it is a :class:`~hessinv_ref.network.Network` (or
+    quacks like one), else ``TypeError`` naming ``net``: every entry point
+    takes the network first, and a list of layers is the usual mistake."""
+    if not all(hasattr(net, attr) for attr in ("layer_vectors", "check_inputs", "check_vector", "bound_layers")):
+        hint = "; build one with Network([...])" if isinstance(net, (list, tuple)) else ""
+        raise TypeError(f"net: expected a hessinv_ref.Network, got {type(net).__name__}{hint}")
+    return net
 
 
 class LayerBlocks(NamedTuple):
@@ -83,7 +93,7 @@ class Curvature:
     """
 
     def __init__(self, net, params, X, y):
-        self.net = net
+        self.net = check_network(net)
         self.backend = get_backend()
         # cached arrays are handed out read-only where the library can (NumPy)
         self._read_only = self.backend.read_only

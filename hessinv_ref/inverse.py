@@ -47,7 +47,7 @@ from __future__ import annotations
 import functools
 
 from .backend import get_backend
-from .curvature import Curvature
+from .curvature import Curvature, check_network
 
 __all__ = ["METHODS", "DEFAULT_METHOD", "default_method", "factorize", "solve", "factorize_curvature"]
 
@@ -192,5 +192,5 @@ def solve(net, params, X, y, g, *, damping, method=None, **options):
     >>> bool(np.allclose(A @ x, g))
     True
     """
-    net.check_vector("g", g)
+    check_network(net).check_vector("g", g)
     return factorize(net, params, X, y, damping=damping, method=method, **options).solve(g)

@@ -242,6 +242,30 @@ def test_complex_v(route, softmax_problem):
         route(net, params, X, y, np.zeros(36, dtype=complex))
 
 
+# -- net ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("entry", [hvp, polynomial_hvp, hessian, Curvature], ids=lambda f: f.__name__)
+def test_net_that_is_not_a_network_is_named(entry, softmax_problem):
+    net, params, X, y = softmax_problem
+    args = (X, y, np.ones(net.n_params)) if entry in (hvp, polynomial_hvp) else (X, y)
+    with pytest.raises(TypeError, match=r"^net: expected a hessinv_ref.Network, got list; build one with Network"):
+        entry(list(net.layers), params, *args)
+    with pytest.raises(TypeError, match=r"^net: expected a hessinv_ref.Network, got str$"):
+        entry("net", params, *args)
+
+
+def test_solve_names_a_net_that_is_not_a_network(softmax_problem):
+    from hessinv_ref import factorize, solve
+
+    net, params, X, y = softmax_problem
+    g = np.ones(net.n_params)
+    with pytest.raises(TypeError, match="^net: expected a hessinv_ref.Network, got list"):
+        solve(list(net.layers), params, X, y, g, damping=1.0)
+    with pytest.raises(TypeError, match="^net: expected a hessinv_ref.Network, got dict"):
+        factorize({}, params, X, y, damping=1.0)
+
+
 # -- ragged nested lists ---------------------------------------------------------------------
 
 
