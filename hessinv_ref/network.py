@@ -20,7 +20,9 @@ Every array belongs to the active backend (:mod:`hessinv_ref.backend`):
 ``params``, ``X``, ``y`` and every vector must be arrays of that backend (or
 Python lists and numbers); an array of another library or device raises
 ``TypeError``/``ValueError`` naming the argument instead of being copied
-behind the caller's back.  :meth:`Network.init` draws on the host with
+behind the caller's back.  A nested list must be rectangular: a ragged one
+raises ``ValueError`` naming the argument and where it is ragged
+(``X[1] has length 2 but X[0] has length 3``).  :meth:`Network.init` draws on the host with
 NumPy's generator (the Array API has none) and moves the result once,
 explicitly.
 
@@ -145,7 +147,11 @@ class Network:
     ----------
     layers : sequence of Layer
         Hidden layers, then exactly one loss head (``layer.is_loss``).
-        Consecutive per-sample widths must match.
+        Consecutive per-sample widths must match.  Anything else raises
+        ``TypeError``/``ValueError`` naming ``layers`` (not a sequence, e.g.
+        a single layer, a string or a dict) or ``layers[i]`` with the
+        offending item's type (not a layer, a misplaced or missing head, a
+        width mismatch).
 
     Examples
     --------
