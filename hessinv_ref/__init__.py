@@ -10,6 +10,7 @@ from .backend import BACKENDS, from_numpy, get_backend, set_backend, to_numpy, u
 from .curvature import Curvature, LayerBlocks
 from .dense import DenseFactorization, hessian
 from .factorization import Factorization, IllConditionedPivotWarning, SingularPivotError
+from .finite import NonFiniteError
 from .inverse import DEFAULT_METHOD, METHODS, factorize, solve
 from .operators import hessian_operator, inverse_operator
 from .rop import hvp, polynomial_hvp
@@ -27,6 +28,7 @@ __all__ = [
     "Factorization",
     "IllConditionedPivotWarning",
     "METHODS",
+    "NonFiniteError",
     "SingularPivotError",
     "factorize",
     "from_numpy",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["depth_list", "positive_int", "nonnegative_int", "positive_float", "nonnegative_float"]
+__all__ = ["depth_list", "positive_int", "nonnegative_int", "positive_float", "nonnegative_float", "seed"]
 
 
 def _int(text, ok, what):
@@ -60,3 +60,10 @@ def depth_list(text):
     if any(d < 1 for d in depths):
         raise argparse.ArgumentTypeError(f"expected positive depths, got {text!r}")
     return depths
+
+
+def seed(text):
+    """A seed of ``numpy.random.default_rng``: an integer ``>= 0`` (as
+    :meth:`hessinv_ref.Network.init` takes; ``None`` and generators have no
+    spelling on a command line)."""
+    return _int(text, lambda n: n >= 0, "a non-negative integer seed")

@@ -908,6 +908,8 @@ def _int_list(text):
 
 def add_parser(sub):
     """Add the ``bench`` subcommand to an ``argparse`` sub-parsers object."""
+    from ._argtypes import seed as _seed
+
     d = DEFAULTS
     p = sub.add_parser(
         "bench",
@@ -933,7 +935,7 @@ def add_parser(sub):
                    help="which sweeps to run, comma-separated (default depth,width,crossover)")
     p.add_argument("--scale", type=float, default=d["scale"], help="weight gain over torch's init (default 2)")
     p.add_argument("--damping", type=float, default=d["damping"], help="ε (default 1e-2)")
-    p.add_argument("--seed", type=int, default=d["seed"], help="random seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=d["seed"], help="random seed, an integer >= 0 (default 0)")
     p.add_argument("--repeats", type=int, default=d["repeats"], help="timed runs per cell, median (default 5)")
     p.add_argument("--dense-max-s", type=float, default=d["dense_max_s"],
                    help="skip dense once its predicted time passes this (default 600 s)")

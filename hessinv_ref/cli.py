@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._argtypes import depth_list, nonnegative_float, nonnegative_int, positive_float, positive_int
+from ._argtypes import depth_list, nonnegative_float, nonnegative_int, positive_float, positive_int, seed
 
 __all__ = ["main", "build_parser"]
 
@@ -37,7 +37,7 @@ def build_parser():
     demo.add_argument("--classes", type=positive_int, default=3, help="softmax classes (default 3)")
     demo.add_argument("--damping", type=nonnegative_float, default=1e-2, help="ε in (H + εI) (default 1e-2)")
     demo.add_argument("--scale", type=float, default=2.0, help="weight gain over torch.nn.Linear's init (default 2)")
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    demo.add_argument("--seed", type=seed, default=0, help="random seed, an integer >= 0 (default 0)")
     demo.add_argument(
         "--sweep", type=depth_list, default=(16, 32, 64, 128), metavar="L1,L2,...",
         help="depths of the timing sweep, comma-separated, or 'none' (default 16,32,64,128)",

@@ -12,6 +12,12 @@ Everything is computed on the active array backend (:mod:`hessinv_ref.backend`)
 in the *working precision*, the parameters' dtype (see
 :mod:`hessinv_ref.network`); the cached arrays are read-only where the
 library supports it (NumPy).
+
+Nothing non-finite gets past it: the activations, the backprop vectors,
+every block, the gradient and the dense Hessian are checked as they are
+made (:mod:`hessinv_ref.finite`), so an overflow from large but finite
+inputs raises :class:`~hessinv_ref.finite.NonFiniteError` naming the
+quantity and the layer, and no route ever sees a non-finite block.
 """
 
 from __future__ import annotations
@@ -19,8 +25,19 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from .backend import get_backend, xp
+from .finite import NonFiniteError, check_finite, first_non_finite, largest, layer_magnitudes, overflow_cause
 
-__all__ = ["Curvature", "LayerBlocks"]
+__all__ = ["Curvature", "LayerBlocks", "check_network"]
+
+
+def check_network(net):
+    """``net`` itself if it is a :class:`~hessinv_ref.network.Network` (or
+    quacks like one), else ``TypeError`` naming ``net``: every entry point
+    takes the network first, and a list of layers is the usual mistake."""
+    if not all(hasattr(net, attr) for attr in ("layer_vectors", "check_inputs", "check_vector", "bound_layers")):
+        hint = "; build one with Network([...])" if isinstance(net, (list, tuple)) else ""
+        raise TypeError(f"net: expected a hessinv_ref.Network, got {type(net).__name__}{hint}")
+    return net
 
 
 class LayerBlocks(NamedTuple):
@@ -76,7 +93,7 @@ class Curvature:
     """
 
     def __init__(self, net, params, X, y):
-        self.net = net
+        self.net = check_network(net)
         self.backend = get_backend()
         # cached arrays are handed out read-only where the library can (NumPy)
         self._read_only = self.backend.read_only
@@ -86,7 +103,9 @@ class Curvature:
         self.batch = z0.shape[0] // net.n_in  # X was (B, n_in), validated
         self.layers = net.bound_layers(self.y)
         self.z = self._forward(z0)
+        self._check_activations()
         self.b, self._grads = self._backward()
+        self._check_backprop()
         self._blocks = None
         self._norm1 = {}  # damping -> ||H + εI||_1 estimate
 
@@ -164,6 +183,39 @@ class Curvature:
         del self._pass_cache  # only the passes need it
         return bs, grads
 
+    # -- finiteness (hessinv_ref.finite) -----------------------------------------
+
+    def _magnitudes(self, l, *, b=True):
+        """What layer ``l`` computes from, for :func:`~hessinv_ref.finite.overflow_cause`."""
+        return layer_magnitudes(l, self.z[l - 1], self.xs[l - 1], self.b[l] if b else None)
+
+    def _check_activations(self):
+        # z_0 is X, checked finite already: a bad z_l was made by layer l
+        l = first_non_finite(self.z)
+        if l is not None:
+            cause = overflow_cause(self.dtype, self._magnitudes(l, b=False), f"layer {l}'s forward pass")
+            raise NonFiniteError(f"forward activation z_{l}", l, cause)
+
+    def _check_backprop(self):
+        # b_L = [1]: a bad b_{l-1} was made by layer l's vjp; the pass runs
+        # from l = L down, so the culprit is the bad b with the largest index
+        i = first_non_finite(self.b[::-1])
+        if i is not None:
+            l = self.depth - i + 1  # the bad one is b[L - i] = b_{l-1}
+            cause = overflow_cause(self.dtype, self._magnitudes(l), f"layer {l}'s vjp")
+            raise NonFiniteError(f"backprop vector b_{l - 1}", l, cause)
+
+    def _check_blocks(self, l, blocks):
+        """Every block of layer ``l`` (or the stacked blocks of a run starting
+        at ``l``, first axis the layer) finite, or :class:`NonFiniteError`."""
+        for name, m in zip(LayerBlocks._fields, blocks):
+            if first_non_finite([m]) is None:
+                continue
+            if m.ndim == 3:  # a run's stack: find its layer
+                l += next(r for r in range(m.shape[0]) if first_non_finite([m[r, ...]]) is not None)
+            cause = overflow_cause(self.dtype, self._magnitudes(l), "the Hessian blocks")
+            raise NonFiniteError(f"block {name}", l, cause)
+
     # -- first order ---------------------------------------------------------
 
     @property
@@ -186,6 +238,10 @@ class Curvature:
 
     def gradient(self):
         """:math:`g_l = b_l J_{x,l}`, concatenated: shape (P,)."""
+        l = first_non_finite(self._grads)
+        if l is not None:
+            cause = overflow_cause(self.dtype, self._magnitudes(l + 1), f"layer {l + 1}'s gradient")
+            raise NonFiniteError(f"gradient g_{l + 1}", l + 1, cause)
         return xp.concat(self._grads)
 
     # -- explicit blocks ------------------------------------------------------
@@ -226,6 +282,7 @@ class Curvature:
                     f"layers[{l - 1}] ({self.layers[l - 1]!r}): {name} should have shape "
                     f"{shape} (p={p}, a_in={a_in}, a_out={a_out}), got {actual}"
                 )
+        self._check_blocks(l, blocks)
         return blocks
 
     def _working(self, m, l):
@@ -251,6 +308,7 @@ class Curvature:
                 self.xs[start:end], self.z[start:end], self.b[start + 1:end + 1]
             )
             stacked = [self._read_only(self._working(m, start + 1)) for m in stacked]
+            self._check_blocks(start + 1, stacked)
             out.extend(LayerBlocks(*(m[r, ...] for m in stacked)) for r in range(end - start))
         return tuple(out)
 
@@ -279,10 +337,22 @@ class Curvature:
         return HessianPolynomial(self.blocks)
 
     def hessian(self):
-        """The dense ``P × P`` Hessian; see :func:`hessinv_ref.dense.hessian_from_blocks`."""
+        """The dense ``P × P`` Hessian; see :func:`hessinv_ref.dense.hessian_from_blocks`.
+
+        Raises :class:`~hessinv_ref.finite.NonFiniteError` if the assembly
+        overflows, even from finite blocks (the products
+        :math:`T_{l-1}^T H_{zz,l} T_{l-1}` can)."""
         from .dense import hessian_from_blocks
 
-        return hessian_from_blocks(self.blocks)
+        blocks = self.blocks
+        H = hessian_from_blocks(blocks)
+
+        def cause():
+            mags = [(f"the blocks {name}", max(largest(getattr(blk, name)) for blk in blocks), "rescale X or the parameters")
+                    for name in LayerBlocks._fields]
+            return overflow_cause(self.dtype, mags, "the dense Hessian's assembly")
+
+        return check_finite("dense Hessian", H, cause=cause)
 
     def factorize(self, damping, method=None, **options):
         """Factor :math:`H + εI` reusing the cached blocks; see

@@ -44,8 +44,10 @@ default (``method=None``, see :func:`default_method`) is therefore
 
 from __future__ import annotations
 
+import functools
+
 from .backend import get_backend
-from .curvature import Curvature
+from .curvature import Curvature, check_network
 
 __all__ = ["METHODS", "DEFAULT_METHOD", "default_method", "factorize", "solve", "factorize_curvature"]
 
@@ -67,19 +69,31 @@ def factorize_curvature(curvature, damping, method=None, **options):
 
     ``method`` is one of :data:`METHODS`, or ``None`` for
     :func:`default_method`.  ``options`` go to the Krylov routes only
-    (``rtol``, ``maxiter``).
+    (``rtol``, ``maxiter``: see
+    :class:`~hessinv_ref.solvers.krylov.KrylovSolver`); an option the route
+    does not take raises ``TypeError`` naming it and the route's options.
     """
     from .dense import DenseFactorization
     from .solvers import BandedFactorization, KrylovSolver, LDUFactorization, RiccatiFactorization
+    from .solvers.krylov import OPTIONS as KRYLOV_OPTIONS
 
     if method is None:
         method = default_method()
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method: expected one of {list(METHODS)}, got {method!r}")
     if method in ("cg", "minres"):
+        unknown = sorted(set(options) - set(KRYLOV_OPTIONS))
+        if unknown:
+            raise TypeError(
+                f"method {method!r}: unknown option{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(map(repr, unknown))}; the options of {method!r} are {list(KRYLOV_OPTIONS)}"
+            )
         return KrylovSolver(curvature, damping, method=method, **options)
     if options:
-        raise TypeError(f"method {method!r} takes no options, got {sorted(options)}")
+        raise TypeError(
+            f"method {method!r} takes no options, got {', '.join(map(repr, sorted(options)))}; "
+            f"{list(KRYLOV_OPTIONS)} are options of the Krylov routes 'cg' and 'minres' only"
+        )
     routes = {
         "riccati": RiccatiFactorization,
         "banded": BandedFactorization,
@@ -89,6 +103,30 @@ def factorize_curvature(curvature, damping, method=None, **options):
     return routes[method](curvature, damping)
 
 
+def _keyword_only_damping(n_positional):
+    """Make a function whose ``damping`` is keyword-only say so when it is
+    passed by position (Python's own message only counts the arguments).
+    ``n_positional``: the positional parameters the function has.  The
+    signature seen by ``inspect`` and the documentation is unchanged."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def checked(*args, **kwargs):
+            if len(args) > n_positional:
+                extra = ", ".join(repr(a) for a in args[n_positional:])
+                raise TypeError(
+                    f"{fn.__name__}: damping is keyword-only (no value is right for every "
+                    f"problem, so it is always named): call {fn.__name__}(..., damping={args[n_positional]!r}); "
+                    f"got {len(args) - n_positional} extra positional argument(s): {extra}"
+                )
+            return fn(*args, **kwargs)
+
+        return checked
+
+    return wrap
+
+
+@_keyword_only_damping(4)
 def factorize(net, params, X, y, *, damping, method=None, **options):
     r"""Factor :math:`H + εI` once for many right-hand sides.
 
@@ -100,13 +138,16 @@ def factorize(net, params, X, y, *, damping, method=None, **options):
     y : ndarray
         Labels (B,) or targets (B, n_out).
     damping : float
-        :math:`ε \ge 0`.  Required: no value is right for every problem.
+        :math:`ε \ge 0`.  Required and keyword-only: no value is right for
+        every problem (passed by position, it raises ``TypeError`` saying so).
     method : str or None
         One of :data:`METHODS`; ``None`` (the default) picks
         :func:`default_method`: ``"banded"`` on NumPy, ``"riccati"`` on the
         other backends (see the module notes).
     **options
-        ``rtol`` and ``maxiter`` for ``"cg"`` and ``"minres"``.
+        ``rtol`` (a real number in (0, 1)) and ``maxiter`` (an int >= 1)
+        for ``"cg"`` and ``"minres"``; any other keyword, or any option for
+        an exact route, raises ``TypeError`` naming it.
 
     Returns
     -------
@@ -118,6 +159,7 @@ def factorize(net, params, X, y, *, damping, method=None, **options):
     return factorize_curvature(Curvature(net, params, X, y), damping, method, **options)
 
 
+@_keyword_only_damping(5)
 def solve(net, params, X, y, g, *, damping, method=None, **options):
     r"""Solve :math:`(H + εI)\, x = g` exactly in time linear in depth.
 
@@ -128,9 +170,11 @@ def solve(net, params, X, y, g, *, damping, method=None, **options):
     g : ndarray, shape (P,) or (P, k)
         Right-hand side(s) in the flat parameter layout; not modified.
     damping : float
-        :math:`ε \ge 0`.
+        :math:`ε \ge 0`, keyword-only, as in :func:`factorize`.
     method : str or None
         One of :data:`METHODS`; ``None`` for :func:`default_method`.
+    **options
+        For ``"cg"`` and ``"minres"``, as in :func:`factorize`.
 
     Returns
     -------
@@ -148,5 +192,5 @@ def solve(net, params, X, y, g, *, damping, method=None, **options):
     >>> bool(np.allclose(A @ x, g))
     True
     """
-    net.check_vector("g", g)
+    check_network(net).check_vector("g", g)
     return factorize(net, params, X, y, damping=damping, method=method, **options).solve(g)

@@ -20,7 +20,9 @@ Every array belongs to the active backend (:mod:`hessinv_ref.backend`):
 ``params``, ``X``, ``y`` and every vector must be arrays of that backend (or
 Python lists and numbers); an array of another library or device raises
 ``TypeError``/``ValueError`` naming the argument instead of being copied
-behind the caller's back.  :meth:`Network.init` draws on the host with
+behind the caller's back.  A nested list must be rectangular: a ragged one
+raises ``ValueError`` naming the argument and where it is ragged
+(``X[1] has length 2 but X[0] has length 3``).  :meth:`Network.init` draws on the host with
 NumPy's generator (the Array API has none) and moves the result once,
 explicitly.
 
@@ -45,6 +47,7 @@ import math
 import numbers
 
 from .backend import check_dtype, from_numpy, get_backend, to_numpy, xp
+from .finite import NonFiniteError, first_non_finite, layer_magnitudes, overflow_cause
 from .layers import Layer
 
 __all__ = ["Network"]
@@ -55,6 +58,47 @@ _FLOATS = ("float32", "float64")
 def _check_finite(name, a):
     if not bool(xp.all(xp.isfinite(a))):
         raise ValueError(f"{name}: expected finite values, got NaN or inf")
+
+
+def _ragged(a, name):
+    """Where the nested list ``a`` stops being rectangular, as a phrase, or
+    ``None`` if it is rectangular (then a conversion failed for another
+    reason)."""
+    if not isinstance(a, (list, tuple)):
+        return None
+    nested = [isinstance(e, (list, tuple)) for e in a]
+    if any(nested) and not all(nested):
+        i, j = nested.index(True), nested.index(False)
+        return f"{name}[{i}] is a list but {name}[{j}] is {type(a[j]).__name__} {_short_repr(a[j])}"
+    if not any(nested):
+        return None
+    lengths = [len(e) for e in a]
+    for i, n in enumerate(lengths):
+        if n != lengths[0]:
+            return f"{name}[{i}] has length {n} but {name}[0] has length {lengths[0]}"
+    return next((w for w in (_ragged(e, f"{name}[{i}]") for i, e in enumerate(a)) if w), None)
+
+
+def _as_array(a, name):
+    """``a`` as an array of the active backend
+    (:meth:`~hessinv_ref.backend.Backend.asarray`); a nested list that is
+    not rectangular gets an error naming ``name`` and where it is ragged,
+    not the array library's internal message."""
+    try:
+        return get_backend().asarray(a, name)
+    except (ValueError, TypeError):
+        where = _ragged(a, name)
+        if where is None:
+            raise
+        raise ValueError(
+            f"{name}: expected an array or a rectangular nested list (every row of one "
+            f"length), got a ragged nested list: {where}"
+        ) from None
+
+
+def _short_repr(obj, limit=40):
+    text = repr(obj)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _is_real(dtype):
@@ -80,6 +124,22 @@ def _cast_to_working(name, a, dtype):
     )
 
 
+def _generator(seed):
+    """``seed`` (None, an int >= 0 or a ``numpy.random.Generator``) as a Generator."""
+    import numpy as np  # the host RNG only
+
+    if seed is None or isinstance(seed, np.random.Generator):
+        return np.random.default_rng(seed)  # a Generator is returned as is
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(
+            f"seed: expected None, an int >= 0 or a numpy.random.Generator, "
+            f"got {type(seed).__name__} {_short_repr(seed)}"
+        )
+    if seed < 0:
+        raise ValueError(f"seed: expected an int >= 0, got {seed}")
+    return np.random.default_rng(int(seed))
+
+
 class Network:
     """A chain of layers whose last layer is a loss head.
 
@@ -87,7 +147,11 @@ class Network:
     ----------
     layers : sequence of Layer
         Hidden layers, then exactly one loss head (``layer.is_loss``).
-        Consecutive per-sample widths must match.
+        Consecutive per-sample widths must match.  Anything else raises
+        ``TypeError``/``ValueError`` naming ``layers`` (not a sequence, e.g.
+        a single layer, a string or a dict) or ``layers[i]`` with the
+        offending item's type (not a layer, a misplaced or missing head, a
+        width mismatch).
 
     Examples
     --------
@@ -101,6 +165,14 @@ class Network:
     """
 
     def __init__(self, layers):
+        # a single layer, a string or a dict is iterable (or looks like a
+        # layer) but is not a list of layers: say so instead of iterating it
+        if isinstance(layers, (str, bytes, dict)) or hasattr(layers, "forward") or not hasattr(layers, "__iter__"):
+            hint = " (a single layer: wrap it in a list, Network([layer]))" if hasattr(layers, "forward") else ""
+            raise TypeError(
+                f"layers: expected a sequence of layers ending in a loss head, "
+                f"got {type(layers).__name__}{hint}"
+            )
         layers = list(layers)
         if not layers:
             raise ValueError("layers: expected at least one layer (the loss head), got none")
@@ -108,8 +180,8 @@ class Network:
             for attr in ("n_in", "n_out", "n_params", "forward", "vjp", "jvp"):
                 if not hasattr(layer, attr):
                     raise TypeError(
-                        f"layers[{l - 1}]: expected a layer with {attr!r}, "
-                        f"got {type(layer).__name__}"
+                        f"layers[{l - 1}]: expected a layer (a hessinv_ref.Layer, with {attr!r}), "
+                        f"got {type(layer).__name__} {_short_repr(layer)}"
                     )
         for l, layer in enumerate(layers[:-1], start=1):
             if getattr(layer, "is_loss", False):
@@ -186,8 +258,13 @@ class Network:
 
         Parameters
         ----------
-        seed : int or numpy.random.Generator
-            Seed of the generator; the layers draw weight then bias, in order.
+        seed : int, numpy.random.Generator or None
+            An int ``>= 0`` seeds ``numpy.random.default_rng(seed)``; a
+            ``Generator`` is drawn from (and advanced); ``None`` draws fresh
+            entropy from the OS (not reproducible).  The layers draw weight
+            then bias, in order.  Anything else (a float, a negative int, a
+            string, a bool, NumPy's legacy ``RandomState``) raises
+            ``TypeError``/``ValueError`` naming ``seed``.
         scale : float
             Multiplies every bound (``1`` is PyTorch's default).  Deep tanh
             chains need ``scale`` around 1.5-2 for the curvature to be
@@ -217,7 +294,7 @@ class Network:
         if not (math.isfinite(scale) and scale > 0):
             raise ValueError(f"scale: expected a finite number > 0, got {scale}")
         dtype = check_dtype(dtype)
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        rng = _generator(seed)
         host = np.concatenate([to_numpy(layer.init(rng, scale=scale)) for layer in self.layers])
         return self.unflatten(from_numpy(host.astype(dtype)))
 
@@ -269,6 +346,9 @@ class Network:
                 extra = set(p) - {"weight", "bias"}
                 if extra:
                     raise ValueError(f"params[{l}]: unexpected keys {sorted(extra)}")
+                # nested lists become arrays here, so a ragged one is named
+                p = {k: _as_array(a, f"params[{l}][{k!r}]") if isinstance(a, (list, tuple)) else a
+                     for k, a in p.items()}
                 try:
                     x = layer.pack(p["weight"], p.get("bias"))
                 except (ValueError, TypeError) as err:
@@ -290,7 +370,7 @@ class Network:
                 f"params: expected a list of per-layer dicts or a flat array, got {type(params).__name__}"
             )
         else:
-            theta = be.asarray(params, "params")
+            theta = _as_array(params, "params")
             if theta.shape != (self.n_params,):
                 raise ValueError(
                     f"params: expected a flat vector of shape ({self.n_params},) "
@@ -323,7 +403,7 @@ class Network:
         be = get_backend()
         if dtype is None:
             dtype = be.dtype("float64")
-        X = be.asarray(X, "X")
+        X = _as_array(X, "X")
         if X.ndim != 2 or X.shape[1] != self.n_in or X.shape[0] == 0:
             raise ValueError(
                 f"X: expected shape (B, {self.n_in}) with B >= 1, got {X.shape}"
@@ -335,6 +415,8 @@ class Network:
         z0 = xp.reshape(_cast_to_working("X", X, dtype), (-1,))
         # a copy of the caller's memory (astype and reshape may return it as is)
         z0 = be.read_only(xp.asarray(z0, copy=True))
+        if isinstance(y, (list, tuple)):  # the head converts arrays; a list is checked here
+            y = _as_array(y, "y")
         return z0, self.head.check_targets(y, batch=X.shape[0], dtype=dtype)
 
     def check_vector(self, name, v, dtype=None):
@@ -345,7 +427,7 @@ class Network:
         without it, any real dtype is returned as is.  Not a copy when no
         cast is needed: never write into the result.
         """
-        v = get_backend().asarray(v, name)
+        v = _as_array(v, name)
         if v.ndim not in (1, 2) or v.shape[0] != self.n_params:
             raise ValueError(
                 f"{name}: expected shape ({self.n_params},) or ({self.n_params}, k), got {v.shape}"
@@ -364,12 +446,19 @@ class Network:
     # -- passes -----------------------------------------------------------------
 
     def forward(self, params, X, y):
-        """Forward pass; returns the activations ``[z_0, ..., z_L]`` (flat)."""
+        """Forward pass; returns the activations ``[z_0, ..., z_L]`` (flat).
+
+        Raises :class:`~hessinv_ref.finite.NonFiniteError` naming the first
+        ``z_l`` that overflowed from finite inputs."""
         xs = self.layer_vectors(params)
         z, y = self.check_inputs(X, y, dtype=self.working_dtype(xs))
         zs = [z]
         for layer, x in zip(self.bound_layers(y), xs):
             zs.append(layer.forward(x, zs[-1]))
+        l = first_non_finite(zs)  # z_0 = X is finite: a bad z_l was made by layer l
+        if l is not None:
+            cause = overflow_cause(xs[0].dtype, layer_magnitudes(l, zs[l - 1], xs[l - 1]), f"layer {l}'s forward pass")
+            raise NonFiniteError(f"forward activation z_{l}", l, cause)
         return zs
 
     def loss(self, params, X, y):

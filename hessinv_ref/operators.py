@@ -8,7 +8,7 @@ linear operators (``array_api_strict``) raises
 from __future__ import annotations
 
 from .curvature import Curvature
-from .inverse import factorize_curvature
+from .inverse import _keyword_only_damping, factorize_curvature
 
 __all__ = ["hessian_operator", "inverse_operator"]
 
@@ -22,6 +22,7 @@ def hessian_operator(net, params, X, y, damping=0.0):
     return Curvature(net, params, X, y).operator(damping)
 
 
+@_keyword_only_damping(4)
 def inverse_operator(net, params, X, y, *, damping, method=None):
     r"""A ``LinearOperator`` for :math:`(H + εI)^{-1}`, factored once here
     (``method=None``: :func:`~hessinv_ref.inverse.default_method`)."""

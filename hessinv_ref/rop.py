@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from .backend import xp
 from .curvature import Curvature
+from .finite import NonFiniteError, first_non_finite, largest, overflow_cause
 
-__all__ = ["hvp", "rop_hvp_cached", "polynomial_hvp"]
+__all__ = ["hvp", "rop_hvp_cached", "polynomial_hvp", "check_product"]
 
 
 def hvp(net, params, X, y, v):
@@ -44,6 +45,13 @@ def hvp(net, params, X, y, v):
         :math:`H v`, with ``H`` the Hessian of the batch-mean loss: an
         array of the active backend in the parameters' dtype.
 
+    Raises
+    ------
+    NonFiniteError
+        If a forward or backward quantity or the product overflows from
+        finite inputs (see :mod:`hessinv_ref.finite`); the message names
+        the quantity and the layer.
+
     Examples
     --------
     >>> import numpy as np
@@ -65,8 +73,19 @@ def rop_hvp_cached(curv, v):
         if v.shape[1] == 0:  # no columns: nothing to stack
             return xp.zeros(v.shape, dtype=v.dtype, device=v.device)
         # one R-operator pass per column, stacked as the columns of the result
-        return xp.stack([_rop_hvp_1(curv, v[:, j]) for j in range(v.shape[1])], axis=1)
-    return _rop_hvp_1(curv, v)
+        return check_product(curv, "hvp result", v, xp.stack([_rop_hvp_1(curv, v[:, j]) for j in range(v.shape[1])], axis=1))
+    return check_product(curv, "hvp result", v, _rop_hvp_1(curv, v))
+
+
+def check_product(curv, name, v, Hv):
+    """``Hv`` (P,) or (P, k) if finite, else :class:`NonFiniteError` naming
+    the first layer whose slice is not: the R-operator multiplies ``v`` by
+    the activations and parameters, so a large ``v`` overflows too."""
+    l = first_non_finite(curv.split(Hv))
+    if l is None:
+        return Hv
+    mags = curv._magnitudes(l + 1) + [("v", largest(v), "rescale v (the product is linear in it)")]
+    raise NonFiniteError(name, l + 1, overflow_cause(curv.dtype, mags, "the R-operator's products"))
 
 
 def _rop_hvp_1(curv, v):
@@ -103,4 +122,4 @@ def polynomial_hvp(net, params, X, y, v):
     """
     curv = Curvature(net, params, X, y)
     v = net.check_vector("v", v, dtype=curv.dtype)
-    return curv.polynomial().matvec(v)
+    return check_product(curv, "polynomial_hvp result", v, curv.polynomial().matvec(v))

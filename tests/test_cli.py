@@ -137,6 +137,19 @@ def test_bad_arguments_are_usage_errors(argv, capsys):
     assert "error:" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["demo", "bench", "export", "gpu-check"])
+@pytest.mark.parametrize("bad", ["-1", "1.5", "abc"])
+def test_bad_seeds_are_usage_errors_naming_seed(command, bad, capsys):
+    """--seed takes what Network.init(seed=...) takes on a command line: an
+    integer >= 0; anything else is an argparse error naming --seed."""
+    argv = [command, f"--seed={bad}"] + (["-o", "x"] if command == "export" else [])
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: argument --seed: expected a non-negative integer" in err and bad in err
+
+
 def test_export_of_a_too_large_problem_is_a_one_line_error(tmp_path, capsys):
     assert main(["export", "--depth", "1000", "--width", "3", "-o", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
@@ -159,6 +172,7 @@ def test_demo_sweep_flag(capsys):
     ("nonnegative_int", [("0", 0), ("7", 7)], ["-1", "x"]),
     ("positive_float", [("0.5", 0.5), ("3", 3.0)], ["0", "-1", "nan", "inf", "x"]),
     ("nonnegative_float", [("0", 0.0), ("1e-3", 1e-3)], ["-1e-9", "nan", "inf", "x"]),
+    ("seed", [("0", 0), ("12345", 12345)], ["-1", "1.5", "x", ""]),
 ])
 def test_shared_argument_types(convert, good, bad):
     from hessinv_ref import _argtypes

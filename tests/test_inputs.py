@@ -242,6 +242,94 @@ def test_complex_v(route, softmax_problem):
         route(net, params, X, y, np.zeros(36, dtype=complex))
 
 
+# -- net ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("entry", [hvp, polynomial_hvp, hessian, Curvature], ids=lambda f: f.__name__)
+def test_net_that_is_not_a_network_is_named(entry, softmax_problem):
+    net, params, X, y = softmax_problem
+    args = (X, y, np.ones(net.n_params)) if entry in (hvp, polynomial_hvp) else (X, y)
+    with pytest.raises(TypeError, match=r"^net: expected a hessinv_ref.Network, got list; build one with Network"):
+        entry(list(net.layers), params, *args)
+    with pytest.raises(TypeError, match=r"^net: expected a hessinv_ref.Network, got str$"):
+        entry("net", params, *args)
+
+
+def test_solve_names_a_net_that_is_not_a_network(softmax_problem):
+    from hessinv_ref import factorize, solve
+
+    net, params, X, y = softmax_problem
+    g = np.ones(net.n_params)
+    with pytest.raises(TypeError, match="^net: expected a hessinv_ref.Network, got list"):
+        solve(list(net.layers), params, X, y, g, damping=1.0)
+    with pytest.raises(TypeError, match="^net: expected a hessinv_ref.Network, got dict"):
+        factorize({}, params, X, y, damping=1.0)
+
+
+# -- ragged nested lists ---------------------------------------------------------------------
+
+
+RAGGED = "expected an array or a rectangular nested list (every row of one length), got a ragged nested list: "
+
+
+@entry_points
+def test_ragged_X_is_named(entry, softmax_problem):
+    net, params, X, y = softmax_problem
+    ragged = [[1.0, 2.0, 3.0], [1.0, 2.0]]
+    with pytest.raises(ValueError, match=re.escape("X: " + RAGGED + "X[1] has length 2 but X[0] has length 3")):
+        entry(net, params, ragged, y)
+    mixed = [[1.0, 2.0, 3.0], 4.0]
+    with pytest.raises(ValueError, match=re.escape("X: " + RAGGED + "X[0] is a list but X[1] is float 4.0")):
+        entry(net, params, mixed, y)
+
+
+@entry_points
+def test_ragged_targets_are_named(entry, mse_problem):
+    net, params, X, y = mse_problem
+    with pytest.raises(ValueError, match=re.escape("y: " + RAGGED + "y[1] has length 1 but y[0] has length 2")):
+        entry(net, params, X, [[0.0, 1.0], [2.0]])
+
+
+@v_routes
+def test_ragged_v_is_named(route, softmax_problem):
+    net, params, X, y = softmax_problem
+    ragged = [[0.0] * 2] * 35 + [[0.0]]
+    with pytest.raises(ValueError, match=re.escape("v: " + RAGGED + "v[35] has length 1 but v[0] has length 2")):
+        route(net, params, X, y, ragged)
+
+
+def test_ragged_rhs_is_named(softmax_problem):
+    from hessinv_ref import factorize, solve
+
+    net, params, X, y = softmax_problem
+    ragged = [[0.0] * 2] * 35 + [[0.0, 1.0, 2.0]]
+    with pytest.raises(ValueError, match=re.escape("g: " + RAGGED + "g[35] has length 3")):
+        solve(net, params, X, y, ragged, damping=1.0)
+    with pytest.raises(ValueError, match=re.escape("rhs: " + RAGGED + "rhs[35] has length 3")):
+        factorize(net, params, X, y, damping=1.0).solve(ragged)
+
+
+@pytest.mark.parametrize("key, value, where", [
+    ("weight", [[0.1, 0.2, 0.3], [0.1, 0.2], [0.1, 0.2, 0.3]], "params[0]['weight'][1] has length 2 but params[0]['weight'][0] has length 3"),
+    ("weight", [[0.1, 0.2, 0.3], [[0.1], 0.2, 0.3], [0.1, 0.2, 0.3]], "params[0]['weight'][1][0] is a list but params[0]['weight'][1][1] is float 0.2"),
+    ("bias", [0.1, [0.2], 0.3], "params[0]['bias'][1] is a list but params[0]['bias'][0] is float 0.1"),
+])
+def test_ragged_parameters_are_named(softmax_problem, key, value, where):
+    net, params, X, y = softmax_problem
+    params = copy.deepcopy(params)
+    params[0][key] = value
+    with pytest.raises(ValueError, match=re.escape(f"params[0][{key!r}]: " + RAGGED + where)):
+        net.loss(params, X, y)
+
+
+def test_rectangular_lists_are_accepted(softmax_problem):
+    net, params, X, y = softmax_problem
+    as_lists = [{k: a.tolist() for k, a in d.items()} for d in params]
+    assert net.loss(as_lists, X.tolist(), y.tolist()) == net.loss(params, X, y)
+    v = np.arange(net.n_params, dtype=float)
+    np.testing.assert_array_equal(hvp(net, params, X, y, v.tolist()), hvp(net, params, X, y, v))
+
+
 # -- construction ------------------------------------------------------------------------
 
 

@@ -42,6 +42,33 @@ def test_non_layer_is_refused():
         Network([object(), SoftmaxCrossEntropy(3, 2)])
 
 
+@pytest.mark.parametrize("bad, index, kind", [
+    ([Dense(3, 3), "relu", SoftmaxCrossEntropy(3, 2)], 1, "str 'relu'"),
+    ([Dense(3, 3), 5, SoftmaxCrossEntropy(3, 2)], 1, "int 5"),
+    ([None, SoftmaxCrossEntropy(3, 2)], 0, "NoneType None"),
+    ([Dense(3, 3), SoftmaxCrossEntropy], 1, "type <class"),  # the class, not an instance
+])
+def test_a_non_layer_item_is_named_with_its_index_and_type(bad, index, kind):
+    with pytest.raises(TypeError, match=rf"^layers\[{index}\]: expected a layer .*, got {kind}"):
+        Network(bad)
+
+
+@pytest.mark.parametrize("bad, kind", [
+    (5, "int"), ("dense", "str"), (None, "NoneType"), ({"a": Dense(3, 2)}, "dict"), (3.0, "float"),
+])
+def test_layers_that_are_not_a_sequence_are_named(bad, kind):
+    with pytest.raises(TypeError, match=rf"^layers: expected a sequence of layers ending in a loss head, got {kind}$"):
+        Network(bad)
+
+
+def test_a_single_layer_is_told_to_be_wrapped_in_a_list():
+    with pytest.raises(TypeError, match=r"^layers: .*got SquaredError \(a single layer: wrap it in a list"):
+        Network(SquaredError(3, 1))
+    # a tuple or any iterable of layers is fine
+    assert Network((Dense(3, 4), SquaredError(4, 1))).depth == 2
+    assert Network(iter([SquaredError(3, 1)])).depth == 1
+
+
 # -- sizes -------------------------------------------------------------------------
 
 
@@ -101,6 +128,27 @@ def test_init_is_reproducible_and_seeds_differ():
     rng = np.random.default_rng(5)
     np.testing.assert_array_equal(net.flatten(net.init(rng)), a)
     assert not np.array_equal(net.flatten(net.init(rng)), a)
+
+
+def test_init_seeds_none_numpy_ints_and_generators():
+    net = small_net()
+    np.testing.assert_array_equal(net.flatten(net.init(seed=np.int64(5))), net.flatten(net.init(seed=5)))
+    a, b = net.flatten(net.init(seed=None)), net.flatten(net.init(seed=None))
+    assert a.shape == (net.n_params,) and not np.array_equal(a, b)  # fresh entropy each time
+
+
+@pytest.mark.parametrize("seed, error, match", [
+    (1.5, TypeError, "got float 1.5"),
+    (2.0, TypeError, "got float 2.0"),
+    ("0", TypeError, "got str '0'"),
+    (True, TypeError, "got bool True"),
+    ([1, 2], TypeError, r"got list \[1, 2\]"),
+    (np.random.RandomState(0), TypeError, "got RandomState"),
+    (-1, ValueError, "got -1"),
+])
+def test_bad_seeds_are_named(seed, error, match):
+    with pytest.raises(error, match=r"^seed: expected (None, )?an int >= 0.*" + match):
+        small_net().init(seed=seed)
 
 
 def test_init_returns_dicts_with_torch_names_and_shapes():

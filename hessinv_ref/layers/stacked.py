@@ -78,8 +78,12 @@ def stacked_curvature(W, Z, D, Lam, bias):
     Lam_flat = xp.reshape(Lam, (R, B, m * m))      # [r, i, (k,l)]
     # Hxx, weight-weight part: one GEMM over the samples, then the
     # (k,l),(j,h) -> (k,j),(l,h) reordering of the Kronecker product.
-    ZZ = xp.reshape(Z[:, :, :, None] * Z[:, :, None, :], (R, B, n * n))
-    KL_JH = xp.reshape(xp.matmul(Lam_flat.mT, ZZ), (R, m, m, n, n))
+    # Λ_i multiplies Z_ij before Z_ih does, as A_x^T Λ A_x does: forming
+    # Z_ij Z_ih first overflows for |Z| > 1.3e154 even where Λ_i = 0 (a
+    # saturated unit), and inf * 0 is NaN where the block is 0.
+    LZ = xp.reshape(xp.permute_dims(Lam_flat[:, :, :, None] * Z[:, :, None, :], (0, 2, 3, 1)),
+                    (R, m * m * n, B))             # [r, (k,l,j), i]
+    KL_JH = xp.reshape(xp.matmul(LZ, Z), (R, m, m, n, n))
     Hxx = xp.reshape(xp.permute_dims(KL_JH, (0, 1, 3, 2, 4)), (R, mn, mn))
     # Λ_i W, shape (R, B, m, n): shared by Hxz and Hzz
     LW = xp.matmul(Lam, W[:, None, :, :])
