@@ -156,7 +156,10 @@ class GELU(Activation):
         return _normal_cdf(u) + u * _normal_pdf(u)
 
     def d2f(self, u):
-        return _normal_pdf(u) * (2.0 - u * u)
+        # 2φ - u (u φ) rather than φ (2 - u^2): for |u| > 1.3e154, u^2 is inf
+        # while φ(u) is 0, and 0 * inf is NaN where σ'' is 0
+        phi = _normal_pdf(u)
+        return 2.0 * phi - u * (u * phi)
 
 
 def _normal_cdf(u):

@@ -70,6 +70,19 @@ def test_large_arguments_are_finite_without_overflow(name, u):
     assert all(np.all(np.isfinite(N(v))) for v in values)
 
 
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("u", [-1e300, -1e155, 1e155, 1e300])
+def test_derivatives_stay_finite_where_u_squared_overflows(name, u):
+    # u*u is inf here: a formula such as φ(u) (2 - u²) would give 0 * inf = NaN
+    # for gelu'' although the true value is 0; no errstate, since squaring u
+    # inside exp(-u²/2) overflowing to exp(-inf) = 0 is the correct path
+    act = ACTIVATIONS[name]
+    x = B(np.array([u]))
+    with np.errstate(all="ignore"):
+        values = [act.f(x), act.df(x), act.d2f(x)]
+    assert all(np.all(np.isfinite(N(v))) for v in values), [N(v) for v in values]
+
+
 @pytest.mark.parametrize("u", [-50.0, 50.0])
 def test_saturating_limits(u):
     pos = u > 0

@@ -36,6 +36,8 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 # test_every_module_has_a_layer: give it a layer here.
 LAYERS = [
     ("backend", ["hessinv_ref.backend.*"]),
+    # finite: the non-finite check every level below the solvers calls
+    ("finite", ["hessinv_ref.finite"]),
     ("activations", ["hessinv_ref.activations"]),
     ("layers", ["hessinv_ref.layers.*"]),
     ("network", ["hessinv_ref.network"]),
