@@ -12,7 +12,9 @@ Three ways in, one behaviour:
 
 The grader identifies the exercise (the front-matter key ``exercise: N``, or
 the file name ``exNN_...``), runs the student's code cells, and only those,
-in a separate process with a time limit, checks their functions against the
+in a separate process with a limit on CPU time (which a busy machine does not
+inflate, so a correct answer never fails for the machine's load), checks their
+functions against the
 reference on seeded and hypothesis-drawn cases, and prints a table of checks.
 A failed check shows the input case, the expected and actual values (or the
 worst entry) and a hint: the common mistake the answer matches, found by
@@ -49,8 +51,9 @@ def grade(path, *, exercise=None, timeout=None, examples=None, show=True, hypoth
     exercise : int, optional
         The exercise number, if the file does not say.
     timeout : float, optional
-        Seconds the whole grading may take (default 20, or the environment
-        variable ``HESSINV_REF_GRADE_TIMEOUT``).
+        CPU seconds the grading of the file may use (default 20, or the
+        environment variable ``HESSINV_REF_GRADE_TIMEOUT``); by the wall clock
+        it may take ten times that (see :func:`~hessinv_ref.grading.runner.grade_files`).
     examples : int, optional
         Hypothesis-drawn cases per check (default 5, or
         ``HESSINV_REF_GRADE_EXAMPLES``).
@@ -79,7 +82,7 @@ def grade(path, *, exercise=None, timeout=None, examples=None, show=True, hypoth
 def _configure(parser):
     parser.add_argument("files", nargs="+", metavar="FILE", help="exercise notebooks (.md or .ipynb)")
     parser.add_argument("--exercise", type=int, help="exercise number, if the files do not say")
-    parser.add_argument("--timeout", type=positive_float, help="seconds per file (default 20)")
+    parser.add_argument("--timeout", type=positive_float, help="CPU seconds per file (default 20; the wall clock allows 10 times that)")
     parser.add_argument("--examples", type=nonnegative_int, help="hypothesis cases per check (default 5; 0: seeded cases only)")
     parser.add_argument("--jobs", type=positive_int, default=1, help="files graded at the same time (default 1)")
     parser.add_argument("--no-hypothesis", action="store_true", help="extra seeded cases instead of hypothesis-drawn ones")

@@ -31,6 +31,7 @@ import numpy as np
 __all__ = [
     "CheckFailure",
     "StudentTimeout",
+    "WALL_FACTOR",
     "Guard",
     "Student",
     "Cases",
@@ -85,12 +86,30 @@ class CheckFailure(Exception):
         }
 
 
+WALL_FACTOR = 10.0
+"""How much longer than its CPU-time limit a call (or a file) may take by the
+wall clock.
+
+Every limit of the grader counts CPU time, which a busy machine does not
+inflate: a correct answer graded beside other work passes as it would on an
+idle machine, and an infinite loop, which computes, is stopped at the limit.
+The wall clock is only a backstop, this many times the limit, for code that
+waits instead of computing (``time.sleep``, a lock).  Where the system cannot
+count CPU time (no ``signal.setitimer``), the backstop is the only limit.
+"""
+
+
 class StudentTimeout(BaseException):
-    """Raised by the alarm inside a student call that ran too long.
+    """Raised by the timers inside a student call that ran too long.
 
     A ``BaseException``, so that a student's ``except Exception`` cannot
-    swallow it and loop on.
+    swallow it and loop on.  ``clock`` is ``"cpu"`` (the CPU-time limit) or
+    ``"wall"`` (the wall-clock backstop).
     """
+
+    def __init__(self, clock="cpu"):
+        super().__init__(clock)
+        self.clock = clock
 
 
 # -- formatting --------------------------------------------------------------------
@@ -354,7 +373,28 @@ class Guard:
 
 
 def _alarm(signum, frame):
-    raise StudentTimeout()
+    raise StudentTimeout("cpu" if signum == getattr(signal, "SIGPROF", None) else "wall")
+
+
+@contextlib.contextmanager
+def _time_limit(seconds):
+    """Raise :class:`StudentTimeout` in this (main) thread after ``seconds`` of
+    CPU time (``ITIMER_PROF``: user plus system time of this process), or
+    after ``WALL_FACTOR * seconds`` by the wall clock (``ITIMER_REAL``),
+    whichever comes first.  A no-op where ``signal.setitimer`` is missing."""
+    if not (hasattr(signal, "setitimer") and hasattr(signal, "SIGPROF")) or seconds <= 0:
+        yield
+        return
+    old = {sig: signal.signal(sig, _alarm) for sig in (signal.SIGPROF, signal.SIGALRM)}
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    signal.setitimer(signal.ITIMER_REAL, WALL_FACTOR * seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 class Student:
@@ -368,7 +408,9 @@ class Student:
         What their cells defined.
     guard : Guard
     call_limit : float
-        Seconds one call may run (enforced with ``SIGALRM`` where available).
+        CPU seconds one call may use, with a wall-clock backstop of
+        :data:`WALL_FACTOR` times that (enforced with ``signal.setitimer``
+        where available).
     cell_errors : dict
         Name of a cell's failure, keyed by nothing in particular; used to
         explain a missing name (a cell that raised never defined it).
@@ -416,19 +458,23 @@ class Student:
             )
         if not callable(fn):
             raise CheckFailure(f"`{label}` is {_describe_type(fn)}, not a function", kind="error")
-        use_alarm = hasattr(signal, "setitimer") and self.call_limit > 0
-        if use_alarm:
-            old = signal.signal(signal.SIGALRM, _alarm)
-            signal.setitimer(signal.ITIMER_REAL, self.call_limit)
         try:
-            with self.guard.watching(max_system):
+            with _time_limit(self.call_limit), self.guard.watching(max_system):
                 result = fn(*args, **kwargs)
-        except StudentTimeout:
+        except StudentTimeout as stop:
             self.timed_out.add(label)
+            if stop.clock == "cpu":
+                raise CheckFailure(
+                    f"`{label}` did not return within {self.call_limit:g} s of CPU time",
+                    kind="timeout",
+                    hint="look for a loop that never ends (a while loop whose condition never changes)",
+                ) from None
             raise CheckFailure(
-                f"`{label}` did not return within {self.call_limit:g} s",
+                f"`{label}` did not return within {WALL_FACTOR * self.call_limit:g} s by the clock, "
+                f"although it used less than its {self.call_limit:g} s of CPU time",
                 kind="timeout",
-                hint="look for a loop that never ends (a while loop whose condition never changes)",
+                hint="it spent most of that time not computing: it waits (time.sleep, input(), a lock), "
+                "or the machine is extremely busy",
             ) from None
         except CheckFailure:  # a grader helper run inside the call (e.g. a library call's checks): pass it on
             raise
@@ -436,10 +482,6 @@ class Student:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             raise self._explain(label, exc) from None
-        finally:
-            if use_alarm:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                signal.signal(signal.SIGALRM, old)
         violation = self.guard.violation
         if violation is not None:
             kind, what = violation

@@ -5,7 +5,9 @@ fallbacks (no fork, no hypothesis).  Also the consistency of the exercise set.""
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from hessinv_ref.cli import main as cli_main
 from hessinv_ref.grade import grade
 from hessinv_ref.grading.exercises import EXERCISES, get_exercise
+from hessinv_ref.grading.harness import WALL_FACTOR
 from hessinv_ref.grading.notebook import read_student_file
 from hessinv_ref.grading.runner import grade_files
 
@@ -87,17 +90,59 @@ def test_grade_does_nothing_inside_the_grader(monkeypatch):
     assert grade("anything.md") is None
 
 
-def test_the_time_limit_stops_a_notebook_that_ignores_the_alarm(tmp_path):
-    # A cell that disables the per-call alarm and never ends: only the hard limit can stop it.
-    # (It sleeps rather than spins, to spare the test machine's CPU; the grader cannot tell.)
+needs_rlimit = pytest.mark.skipif(not hasattr(os, "fork") or importlib.util.find_spec("resource") is None,
+                                  reason="needs fork and resource.RLIMIT_CPU")
+
+
+def _stuck(tmp_path, name, preamble):
+    """Exercise 2's stub with a first cell that runs ``preamble`` and never ends."""
     text = (STUBS / "ex02_dense_vjp_jvp.md").read_text(encoding="utf-8").replace(
-        "import numpy as np\n", "import numpy as np\nimport signal, time\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
-        "while True:\n    time.sleep(0.05)\n", 1)
-    path = tmp_path / "ex02_stuck.md"
+        "import numpy as np\n", "import numpy as np\nimport signal, time\n" + preamble, 1)
+    path = tmp_path / f"ex02_{name}.md"
     path.write_text(text, encoding="utf-8")
-    (report,) = grade_files([path], timeout=2, examples=0, call_limit=0.5)
-    assert any("stopped your notebook after 2 s" in note for note in report.notes), report.notes
-    assert all(c.kind == "not_run" and "did not finish loading" in c.message for c in report.checks)
+    return path
+
+
+@needs_rlimit
+def test_the_cpu_limit_stops_a_loop_that_ignores_every_signal(tmp_path):
+    # Only the file's CPU-time limit (RLIMIT_CPU, which the kernel enforces) can stop these: the
+    # per-cell timers are ignored, and the second also ignores SIGXCPU, so the hard limit kills it.
+    timers = "signal.signal(signal.SIGPROF, signal.SIG_IGN)\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+    files = [_stuck(tmp_path, "spins", timers + "while True:\n    pass\n"),
+             _stuck(tmp_path, "spins_deaf", timers + "signal.signal(signal.SIGXCPU, signal.SIG_IGN)\n"
+                    "while True:\n    pass\n")]
+    for report in grade_files(files, timeout=1, examples=0, call_limit=0.5, jobs=2):
+        assert any("stopped your notebook after 1 s of CPU time" in note for note in report.notes), report.notes
+        assert all(c.kind == "not_run" and "did not finish loading" in c.message for c in report.checks)
+
+
+@needs_rlimit
+def test_the_wall_clock_backstop_stops_a_notebook_that_only_waits(tmp_path):
+    # A cell that ignores its own timer and sleeps forever uses no CPU: the clock stops it, at
+    # WALL_FACTOR times the file's limit.  (A short limit keeps the wait short.)
+    path = _stuck(tmp_path, "sleeps", "signal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.05)\n")
+    (report,) = grade_files([path], timeout=0.3, examples=0, call_limit=0.1)
+    assert any(f"after {WALL_FACTOR * 0.3:g} s by the clock" in note for note in report.notes), report.notes
+    assert all(c.kind == "not_run" for c in report.checks)
+
+
+@pytest.fixture
+def busy_machine():
+    """Every core kept busy by spinning processes (at normal priority) while the test runs."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2 * (os.cpu_count() or 1))]
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_correct_answer_passes_on_a_busy_machine(busy_machine):
+    # Exercise 3's answer key once failed "time limit" beside other work.  The limits count CPU time,
+    # which load does not inflate; the short call limit (CPU seconds) makes the test sensitive to it.
+    (report,) = grade_files([SOLUTIONS / "ex03_dense_curvature.md"], examples=0, call_limit=0.1)
+    assert report.passed, report.render()
 
 
 def test_without_fork_and_without_hypothesis(monkeypatch):

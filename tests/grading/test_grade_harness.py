@@ -14,6 +14,7 @@ from hessinv_ref.grading.harness import (
     CheckFailure,
     Guard,
     Student,
+    WALL_FACTOR,
     Variant,
     as_array,
     compare,
@@ -111,14 +112,30 @@ def test_missing_name_and_student_error(student_file):
         st.call("f", [1])
 
 
-@pytest.mark.skipif(not hasattr(__import__("signal"), "setitimer"), reason="needs SIGALRM")
+needs_timers = pytest.mark.skipif(not hasattr(__import__("signal"), "setitimer"), reason="needs signal.setitimer")
+
+
+@needs_timers
 def test_a_loop_times_out_once_then_is_skipped(student_file):
     st = make_student(student_file, "def f():\n    while True:\n        pass\n", call_limit=0.2)
-    with pytest.raises(CheckFailure, match="did not return within 0.2 s") as info:
+    with pytest.raises(CheckFailure, match="did not return within 0.2 s of CPU time") as info:
         st.call("f")
     assert info.value.kind == "timeout"
     with pytest.raises(CheckFailure, match="skipped"):
         st.call("f")
+
+
+@needs_timers
+def test_waiting_does_not_count_against_the_limit_but_the_clock_backstop_stops_it(student_file):
+    # Time spent not running (as on a busy machine, where the process waits for a core) is not CPU
+    # time: a call that takes longer than its limit by the clock but computes little still returns.
+    st = make_student(student_file, "import time\ndef f():\n    time.sleep(0.25)\n    return 1.0\n"
+                      "def g():\n    while True:\n        time.sleep(0.01)\n", call_limit=0.1)
+    assert st.call("f") == 1.0
+    # A call that only waits is stopped by the wall clock, at WALL_FACTOR times the limit.
+    with pytest.raises(CheckFailure, match=f"within {WALL_FACTOR * 0.05:g} s by the clock") as info:
+        Student(st.path, st.namespace, Guard(), call_limit=0.05).call("g")
+    assert info.value.kind == "timeout" and "waits" in info.value.hint
 
 
 def test_guard_catches_an_aliased_reference_and_removes_its_hook(student_file):
