@@ -23,6 +23,7 @@ import linecache
 import signal
 import sys
 import traceback
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -38,6 +39,9 @@ __all__ = [
     "Check",
     "Variant",
     "compare",
+    "compare_pieces",
+    "block_locator",
+    "NO_MATCH",
     "methods",
     "expect",
     "as_array",
@@ -174,6 +178,22 @@ class Variant:
         v = self.value() if callable(self.value) else self.value
         return None if v is None else np.asarray(v, dtype=np.float64)
 
+    def try_array(self):
+        """:meth:`array`, or ``None`` when the variant cannot be computed for this case.
+
+        A variant is the reference with one ingredient changed, and the
+        change can make it fail where the reference does not (no damping
+        leaves a pivot singular, a transposed block no longer fits): then
+        the answer simply is not this mistake.  The diagnosis must never
+        turn a wrong answer into an error of the grader.
+        """
+        try:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return self.array()
+        except Exception:  # noqa: BLE001 - any failure of a variant means "not this mistake"
+            return None
+
 
 def _tolerance(expected, rtol, atol):
     scale = float(np.max(np.abs(expected), initial=0.0))
@@ -184,15 +204,52 @@ def _close(actual, target, tol):
     return actual.shape == target.shape and bool(np.all(np.abs(actual - target) <= tol))
 
 
-def _worst(actual, expected, tol):
+NO_MATCH = ("none of the common mistakes the grader knows for this check matches your answer: the worst entry "
+            "shows where it is furthest off; rebuild this case in your notebook and check each term of the "
+            "formula there")
+"""The hint of last resort: every wrong answer gets a hint, even one that matches no known mistake."""
+
+
+def _worst(actual, expected, tol, locate=None):
     err = np.abs(actual - expected)
-    idx = np.unravel_index(int(np.argmax(err)), err.shape) if err.size else ()
+    # NaN counts as the worst error (argmax alone would skip it, since NaN compares false).
+    flat = np.where(np.isnan(err), np.inf, err).ravel()
+    idx = np.unravel_index(int(np.argmax(flat)), err.shape) if err.size else ()
     index = [int(i) for i in idx]
     where = "value" if not index else f"entry {index[0] if len(index) == 1 else index}"
+    if locate is not None and index:
+        where += f" ({locate(tuple(index))})"
     return (
         f"{where}: expected {expected[idx]:.10g}, got {actual[idx]:.10g} "
         f"(max abs error {float(err[idx]):.3g} > tolerance {tol:.3g})"
     )
+
+
+def block_locator(sizes, name="block", col_sizes=None):
+    """``locate`` for :func:`compare`: where an entry of a vector (or matrix)
+    made of blocks is, in the student's terms.
+
+    Entry ``i`` of a vector split into pieces of ``sizes`` reads
+    ``"<name> k, index j"``; entry ``[i, j]`` of a matrix whose block rows
+    have ``sizes`` and block columns ``col_sizes`` reads ``"<name> (k, m),
+    index [r, s]"``.  Blocks are numbered from 1, as the exercises number
+    layers; indices inside a block from 0, as NumPy indexes arrays.
+    """
+    def find(i, bounds):
+        k = int(np.searchsorted(bounds, i, side="right"))
+        return k, i - (int(bounds[k - 1]) if k else 0)
+
+    rows = np.cumsum(sizes)
+    cols = None if col_sizes is None else np.cumsum(col_sizes)
+
+    def locate(index):
+        k, r = find(index[0], rows)
+        if cols is None or len(index) < 2:
+            return f"{name} {k + 1}, index {r}"
+        m, c = find(index[1], cols)
+        return f"{name} ({k + 1}, {m + 1}), index [{r}, {c}]"
+
+    return locate
 
 
 def _generic_hint(actual, expected, tol):
@@ -213,7 +270,7 @@ def _generic_hint(actual, expected, tol):
     return None
 
 
-def compare(what, actual, expected, *, rtol=1e-8, atol=1e-12, variants=(), hint=None):
+def compare(what, actual, expected, *, rtol=1e-8, atol=1e-12, variants=(), hint=None, locate=None):
     """Fail unless ``actual`` matches ``expected``; diagnose the mismatch.
 
     Parameters
@@ -227,9 +284,14 @@ def compare(what, actual, expected, *, rtol=1e-8, atol=1e-12, variants=(), hint=
     rtol, atol : float
         Pass when ``max|actual - expected| <= atol + rtol * max|expected|``.
     variants : sequence of Variant
-        Known wrong answers, tried in order; the first that matches gives the hint.
+        Known wrong answers, tried in order; the first that matches gives the
+        hint.  A variant that raises is skipped (see :meth:`Variant.try_array`).
     hint : str, optional
-        Fallback hint when nothing matches.
+        Fallback hint when nothing matches (then :data:`NO_MATCH`).
+    locate : callable, optional
+        ``locate(index) -> str``: where entry ``index`` of ``expected`` is in
+        the student's terms (e.g. :func:`block_locator`), shown with the worst
+        entry.
 
     Raises
     ------
@@ -242,7 +304,7 @@ def compare(what, actual, expected, *, rtol=1e-8, atol=1e-12, variants=(), hint=
         return
     found = None
     for variant in variants:
-        target = variant.array()
+        target = variant.try_array()
         if target is not None and _close(actual, target, max(tol, _tolerance(target, rtol, atol))):
             found = variant.hint
             break
@@ -261,16 +323,83 @@ def compare(what, actual, expected, *, rtol=1e-8, atol=1e-12, variants=(), hint=
             f"{what} has shape {actual.shape}, expected {expected.shape}",
             expected=format_array(expected),
             actual=format_array(actual),
-            hint=found or hint,
+            hint=found or hint or f"{what} must have shape {expected.shape}: check the sizes the exercise states "
+            "for each array, and which axis is which",
         )
-    found = found or _generic_hint(actual, expected, tol) or hint
+    found = found or _generic_hint(actual, expected, tol) or hint or NO_MATCH
     raise CheckFailure(
         f"{what} is wrong",
         expected=format_array(expected),
         actual=format_array(actual),
-        worst=_worst(actual, expected, tol),
+        worst=_worst(actual, expected, tol, locate),
         hint=found,
     )
+
+
+def _stack(pieces):
+    return np.concatenate([np.ravel(p) for p in pieces]) if len(pieces) else np.zeros(0)
+
+
+def compare_pieces(labels, actual, expected, *, rtol=1e-8, atol=1e-12, variants=(), hint=None, last_first=False,
+                   message=None):
+    """Compare a list of arrays (one per layer, say) as one answer, and report
+    the wrong piece in its own coordinates.
+
+    The pieces pass or fail together, with one tolerance, ``atol + rtol *
+    max|expected|`` over all of them, as :func:`compare` on their
+    concatenation would; the diagnosis (variants, generic hints) also runs on
+    the concatenation.  The report then shows one wrong piece: its label, its
+    expected and actual values, and its worst entry as ``"<label>, entry
+    [i, j]"``, a position in the matrix on screen, not in the stack.
+
+    Parameters
+    ----------
+    labels : sequence of str
+        The name of each piece, e.g. ``"Qxx of layer 3"``.
+    actual, expected : sequence of array_like
+        The student's pieces and the reference's: as many, with the same
+        shapes (check those first, with messages of the exercise's own).
+    variants : sequence of Variant
+        Known wrong answers, each a list of pieces (or a callable returning one).
+    hint : str, optional
+        Fallback hint when nothing matches.
+    last_first : bool
+        Show the last wrong piece rather than the first: for a sweep that runs
+        from the last piece down, where the error starts.
+    message : callable, optional
+        ``message(k, right) -> str`` for the wrong piece ``k`` and the labels
+        of the pieces before it in sweep order (all right); default
+        ``"<label> is wrong (<right> are right)"``.
+
+    Raises
+    ------
+    CheckFailure
+    """
+    expected = [np.asarray(e, dtype=np.float64) for e in expected]
+    actual = [as_array(label, a) for label, a in zip(labels, actual)]
+    for label, a, e in zip(labels, actual, expected):
+        if a.shape != e.shape:
+            raise CheckFailure(f"{label} has shape {a.shape}, expected {e.shape}", expected=format_array(e),
+                               actual=format_array(a), hint=hint)
+    flat = [Variant(v.hint, (lambda v=v: _stack(v.value() if callable(v.value) else v.value))) for v in variants]
+    try:
+        compare("your result", _stack(actual), _stack(expected), rtol=rtol, atol=atol, variants=flat, hint=hint)
+    except CheckFailure as failure:
+        tol = _tolerance(_stack(expected), rtol, atol)
+        bad = [k for k, (a, e) in enumerate(zip(actual, expected)) if not _close(a, e, tol)]
+        k = bad[-1] if last_first else bad[0]
+        right = [labels[i] for i in (range(len(labels) - 1, k, -1) if last_first else range(k))]
+        if message is not None:
+            failure.message = message(k, right)
+        else:
+            failure.message = f"{labels[k]} is wrong" + (
+                f" ({', '.join(right)} {'is' if len(right) == 1 else 'are'} right)" if right else "")
+        failure.expected, failure.actual = format_array(expected[k]), format_array(actual[k])
+        failure.worst = f"{labels[k]}, " + _worst(actual[k], expected[k], tol)
+        square = all(a.ndim == 2 and a.shape[0] == a.shape[1] for a in actual)
+        if failure.hint in (hint, NO_MATCH) and square and all(_close(a, e.T, tol) for a, e in zip(actual, expected)):
+            failure.hint = "your matrices match the transposes of the expected ones: check the order of rows and columns"
+        raise
 
 
 def expect(condition, message, *, hint=None, expected=None, actual=None):

@@ -16,7 +16,7 @@ import numpy as np
 
 from ...curvature import Curvature
 from ...solvers.lifted import LiftedSystem, Pivot, pivoted_blocks
-from ..harness import Cases, Check, CheckFailure, Variant, as_array, compare, expect
+from ..harness import Cases, Check, CheckFailure, Variant, as_array, block_locator, compare, expect
 from ._common import problem
 
 NUMBER = 6
@@ -138,7 +138,13 @@ def check_pivot_K(student, c):
         Variant("that is Πᵀ K Π: with (Π u)[i] = u[perm[i]], Π K Πᵀ is K[perm][:, perm]", c.K[inv][:, inv]),
         Variant("only the rows are permuted: K' = Π K Πᵀ permutes the columns the same way", c.K[perm]),
         Variant("only the columns are permuted: K' = Π K Πᵀ permutes the rows the same way", c.K[:, perm]),
-    ], hint="if pivot_permutation passes, K' is K[perm][:, perm]")
+    ], hint="if pivot_permutation passes, K' is K[perm][:, perm]",
+       locate=block_locator(_layer_sizes(c), "block", _layer_sizes(c)))
+
+
+def _layer_sizes(c):
+    """K' is partitioned by layer: block l has n_l = p_l + 2 a_l rows and columns."""
+    return [pl + 2 * al for pl, al in zip(c.p, c.a)]
 
 
 # -- the block-tridiagonal test -------------------------------------------------------------------
