@@ -39,7 +39,8 @@ def test_exercise_files_match_the_registry(number):
         sf = read_student_file(folder / ex.FILE)
         assert sf.exercise == number
         grader_cells = [c for c in sf.cells if c.is_grader]
-        assert len(grader_cells) == 1 and f'grade("{ex.FILE}")' in grader_cells[0].source
+        # The bare name: the cell grades the notebook it runs in, .md or the .ipynb made from it.
+        assert len(grader_cells) == 1 and f'grade("{Path(ex.FILE).stem}")' in grader_cells[0].source
         defined = set()
         for cell in sf.student_cells:
             for node in ast.parse(cell.source).body:
@@ -83,6 +84,49 @@ def test_grade_from_a_notebook_folder(monkeypatch, capsys):
     assert report.passed
     assert "All 3 checks passed." in capsys.readouterr().out
     assert repr(report) == "<GradeReport exercise 5: 3/3 checks passed>"
+
+
+def as_ipynb(md_path):
+    """The .ipynb a student makes from an exercise's .md: with jupytext when it is installed (what
+    docs/teachers.md tells them to use), else by hand as jupytext does it (the code cells with their
+    tags, the front matter's keys in the notebook's metadata)."""
+    try:
+        import jupytext
+    except ImportError:
+        cells = [{"cell_type": "code", "metadata": {"tags": list(c.tags)} if c.tags else {}, "source": c.source,
+                  "outputs": [], "execution_count": None} for c in read_student_file(md_path).cells]
+        number = read_student_file(md_path).exercise
+        return json.dumps({"cells": cells, "metadata": {"exercise": number}, "nbformat": 4, "nbformat_minor": 5})
+    return jupytext.writes(jupytext.read(md_path), fmt="ipynb")
+
+
+def _grader_cell(path):
+    (cell,) = [c for c in read_student_file(path).cells if c.is_grader]
+    return cell.source
+
+
+@pytest.mark.parametrize("session", [False, True], ids=["newest-file", "jupyter-says"])
+def test_the_grading_cell_of_an_ipynb_grades_that_notebook(tmp_path, monkeypatch, capsys, session):
+    # A student converts the exercise to .ipynb and fills that in; the unfilled .md stays beside it.
+    # Run the notebook's own grading cell, as its kernel would (in the notebook's folder).
+    number = 8
+    name = Path(get_exercise(number).FILE).stem
+    stub = tmp_path / f"{name}.md"
+    stub.write_text((STUBS / f"{name}.md").read_text(encoding="utf-8"), encoding="utf-8")
+    notebook = tmp_path / (f"{name}.ipynb" if not session else f"{name}-Copy1.ipynb")
+    notebook.write_text(as_ipynb(SOLUTIONS / f"{name}.md"), encoding="utf-8")
+    if session:  # Jupyter says which notebook runs, even one renamed and saved before the .md
+        os.utime(notebook, (1_000_000, 1_000_000))
+        monkeypatch.setenv("JPY_SESSION_NAME", f"course/{notebook.name}")
+    else:  # nothing says: the file saved last
+        os.utime(stub, (1_000_000, 1_000_000))
+        monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    monkeypatch.setenv("HESSINV_REF_GRADE_EXAMPLES", "0")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(_grader_cell(notebook), str(notebook), "exec"), {"__name__": "__main__"})
+    out = capsys.readouterr().out
+    assert f"file: {notebook.resolve()}" in out, out
+    assert f"All {len(get_exercise(number).CHECKS)} checks passed." in out, out
 
 
 def test_grade_does_nothing_inside_the_grader(monkeypatch):
