@@ -49,6 +49,27 @@ def test_exercise_files_match_the_registry(number):
         assert set(ex.NAMES) <= defined, f"{folder.name}/{ex.FILE} does not define {set(ex.NAMES) - defined}"
 
 
+ALLOWED_IMPORTS = {"numpy", "scipy", "hessinv_ref"}
+
+
+@pytest.mark.parametrize("folder", [STUBS, SOLUTIONS], ids=["stubs", "solutions"])
+def test_exercise_cells_import_only_numpy_scipy_and_hessinv_ref(folder):
+    # The grader runs every cell; an import of a library outside the package's own dependencies
+    # (matplotlib is only in the docs extra) would fail a correct answer where it is not installed.
+    for number in sorted(EXERCISES):
+        path = folder / get_exercise(number).FILE
+        for cell in read_student_file(path).cells:
+            for node in ast.walk(ast.parse(cell.source)):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    names = [node.module or ""]
+                else:
+                    continue
+                for name in names:
+                    assert name.split(".")[0] in ALLOWED_IMPORTS, f"{path.name}, cell {cell.index} imports {name}"
+
+
 # -- entry points -------------------------------------------------------------------------------------
 
 
