@@ -120,12 +120,15 @@ def check_forward(student, c):
     ref = _forward(c.curv, c.v)
     L = c.curv.depth
     if not isinstance(got, (list, tuple)):
-        raise CheckFailure(f"`r_forward` must return a list of L + 1 = {L + 1} arrays, got a {type(got).__name__}")
+        raise CheckFailure(f"`r_forward` must return a list of L + 1 = {L + 1} arrays, got a {type(got).__name__}",
+                           hint="collect the tangents in a list, [t_0, t_1, ..., t_L], and return the list")
     if len(got) == L:
         raise CheckFailure(f"`r_forward` returned {L} tangents, expected L + 1 = {L + 1}",
                            hint="start the list with t_0 = 0 (the input does not move), then t_1..t_L")
     if len(got) != L + 1:
-        raise CheckFailure(f"`r_forward` returned {len(got)} tangents, expected L + 1 = {L + 1}")
+        raise CheckFailure(f"`r_forward` returned {len(got)} tangents, expected L + 1 = {L + 1}",
+                           hint="one tangent per activation z_0, ..., z_L: t_0 = 0, then one per layer "
+                           "(check the range of your loop)")
     got = [as_array(f"t_{l}", t) for l, t in enumerate(got)]
     for l, (g, r) in enumerate(zip(got, ref)):
         if g.shape != r.shape:
