@@ -93,7 +93,8 @@ def grade(path=None, *, exercise=None, timeout=None, examples=None, show=True, h
     timeout : float, optional
         CPU seconds the grading of the file may use (default 20, or the
         environment variable ``HESSINV_REF_GRADE_TIMEOUT``); by the wall clock
-        it may take ten times that (see :func:`~hessinv_ref.grading.runner.grade_files`).
+        it may take ten times that, at least 30 s (see
+        :func:`~hessinv_ref.grading.runner.grade_files`).
     examples : int, optional
         Hypothesis-drawn cases per check (default 5, or
         ``HESSINV_REF_GRADE_EXAMPLES``).
@@ -134,7 +135,7 @@ def _configure(parser):
                         help="exercise notebooks (.md or .ipynb; a name without extension, e.g. ex03_dense_curvature, "
                         "grades the .ipynb or .md of that name saved last)")
     parser.add_argument("--exercise", type=int, help="exercise number, if the files do not say")
-    parser.add_argument("--timeout", type=positive_float, help="CPU seconds per file (default 20; the wall clock allows 10 times that)")
+    parser.add_argument("--timeout", type=positive_float, help="CPU seconds per file (default 20; the wall clock allows 10 times that, at least 30 s)")
     parser.add_argument("--examples", type=nonnegative_int, help="hypothesis cases per check (default 5; 0: seeded cases only)")
     parser.add_argument("--jobs", type=positive_int, default=1, help="files graded at the same time (default 1)")
     parser.add_argument("--no-hypothesis", action="store_true", help="extra seeded cases instead of hypothesis-drawn ones")

@@ -33,6 +33,8 @@ __all__ = [
     "CheckFailure",
     "StudentTimeout",
     "WALL_FACTOR",
+    "WALL_MIN",
+    "wall_backstop",
     "Guard",
     "Student",
     "Cases",
@@ -92,15 +94,29 @@ class CheckFailure(Exception):
 
 WALL_FACTOR = 10.0
 """How much longer than its CPU-time limit a call (or a file) may take by the
-wall clock.
+wall clock (see :func:`wall_backstop`).
 
 Every limit of the grader counts CPU time, which a busy machine does not
 inflate: a correct answer graded beside other work passes as it would on an
 idle machine, and an infinite loop, which computes, is stopped at the limit.
-The wall clock is only a backstop, this many times the limit, for code that
-waits instead of computing (``time.sleep``, a lock).  Where the system cannot
-count CPU time (no ``signal.setitimer``), the backstop is the only limit.
+The wall clock is only a backstop for code that waits instead of computing
+(``time.sleep``, a lock).  Where the system cannot count CPU time (no
+``signal.setitimer``), the backstop is the only limit.
 """
+
+WALL_MIN = 30.0
+"""The shortest wall-clock backstop, in seconds.  Ten times a short limit is
+not enough on a machine loaded many times over: there a call that needs
+milliseconds of CPU can wait more than a second for a core.  (Seen once
+while writing this: ``test_a_correct_answer_passes_on_a_busy_machine`` in
+``tests/grading/test_grade_entry_points.py``, run with a 1 s backstop for a
+0.1 s CPU limit, failed exercise 3's answer key "by the clock" at a load
+average of 7.5 on 2 cores.)"""
+
+
+def wall_backstop(limit):
+    """Seconds by the clock allowed for a CPU-time ``limit``: ``max(WALL_FACTOR * limit, WALL_MIN)``."""
+    return max(WALL_FACTOR * float(limit), WALL_MIN)
 
 
 class StudentTimeout(BaseException):
@@ -380,7 +396,7 @@ def compare_pieces(labels, actual, expected, *, rtol=1e-8, atol=1e-12, variants=
     for label, a, e in zip(labels, actual, expected):
         if a.shape != e.shape:
             raise CheckFailure(f"{label} has shape {a.shape}, expected {e.shape}", expected=format_array(e),
-                               actual=format_array(a), hint=hint)
+                               actual=format_array(a), hint=hint or f"{label} must have shape {e.shape}")
     flat = [Variant(v.hint, (lambda v=v: _stack(v.value() if callable(v.value) else v.value))) for v in variants]
     try:
         compare("your result", _stack(actual), _stack(expected), rtol=rtol, atol=atol, variants=flat, hint=hint)
@@ -506,17 +522,20 @@ def _alarm(signum, frame):
 
 
 @contextlib.contextmanager
-def _time_limit(seconds):
+def _time_limit(seconds, wall):
     """Raise :class:`StudentTimeout` in this (main) thread after ``seconds`` of
     CPU time (``ITIMER_PROF``: user plus system time of this process), or
-    after ``WALL_FACTOR * seconds`` by the wall clock (``ITIMER_REAL``),
-    whichever comes first.  A no-op where ``signal.setitimer`` is missing."""
+    after ``wall`` seconds by the clock (``ITIMER_REAL``), whichever comes
+    first.  A no-op where ``signal.setitimer`` is missing."""
     if not (hasattr(signal, "setitimer") and hasattr(signal, "SIGPROF")) or seconds <= 0:
+        yield
+        return
+    if signal.getitimer(signal.ITIMER_PROF)[0] > 0:  # inside another limited call: its limit governs
         yield
         return
     old = {sig: signal.signal(sig, _alarm) for sig in (signal.SIGPROF, signal.SIGALRM)}
     signal.setitimer(signal.ITIMER_PROF, seconds)
-    signal.setitimer(signal.ITIMER_REAL, WALL_FACTOR * seconds)
+    signal.setitimer(signal.ITIMER_REAL, wall)
     try:
         yield
     finally:
@@ -537,17 +556,20 @@ class Student:
         What their cells defined.
     guard : Guard
     call_limit : float
-        CPU seconds one call may use, with a wall-clock backstop of
-        :data:`WALL_FACTOR` times that (enforced with ``signal.setitimer``
-        where available).
+        CPU seconds one call may use (enforced with ``signal.setitimer`` where
+        available).
     cell_errors : dict
         Name of a cell's failure, keyed by nothing in particular; used to
         explain a missing name (a cell that raised never defined it).
+    wall_limit : float, optional
+        Seconds by the clock one call may take (default
+        :func:`wall_backstop` of ``call_limit``).
     """
 
-    def __init__(self, path, namespace, guard, call_limit, cell_errors=()):
+    def __init__(self, path, namespace, guard, call_limit, cell_errors=(), wall_limit=None):
         self.path, self.namespace, self.guard = str(path), namespace, guard
         self.call_limit = float(call_limit)
+        self.wall_limit = wall_backstop(call_limit) if wall_limit is None else float(wall_limit)
         self.cell_errors = list(cell_errors)
         self.timed_out = set()
 
@@ -588,7 +610,7 @@ class Student:
         if not callable(fn):
             raise CheckFailure(f"`{label}` is {_describe_type(fn)}, not a function", kind="error")
         try:
-            with _time_limit(self.call_limit), self.guard.watching(max_system):
+            with _time_limit(self.call_limit, self.wall_limit), self.guard.watching(max_system):
                 result = fn(*args, **kwargs)
         except StudentTimeout as stop:
             self.timed_out.add(label)
@@ -599,7 +621,7 @@ class Student:
                     hint="look for a loop that never ends (a while loop whose condition never changes)",
                 ) from None
             raise CheckFailure(
-                f"`{label}` did not return within {WALL_FACTOR * self.call_limit:g} s by the clock, "
+                f"`{label}` did not return within {self.wall_limit:g} s by the clock, "
                 f"although it used less than its {self.call_limit:g} s of CPU time",
                 kind="timeout",
                 hint="it spent most of that time not computing: it waits (time.sleep, input(), a lock), "

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from .exercises import get_exercise
-from .harness import WALL_FACTOR
+from .harness import wall_backstop
 from .notebook import ExerciseFileError, read_student_file
 from .report import CheckResult, GradeReport
 
@@ -25,7 +25,7 @@ __all__ = ["grade_files", "DEFAULT_TIMEOUT", "DEFAULT_EXAMPLES"]
 
 DEFAULT_TIMEOUT = 20.0
 """CPU seconds one file may use, unless ``HESSINV_REF_GRADE_TIMEOUT`` says otherwise
-(the wall clock stops it at :data:`~hessinv_ref.grading.harness.WALL_FACTOR` times that)."""
+(the wall clock stops it at :func:`~hessinv_ref.grading.harness.wall_backstop` of that)."""
 
 DEFAULT_EXAMPLES = 5
 """Hypothesis examples per check, unless ``HESSINV_REF_GRADE_EXAMPLES`` says otherwise."""
@@ -69,7 +69,8 @@ def _launch(spec_path, env, inline, wait):
         return proc.returncode, out.decode(errors="replace"), True
 
 
-def grade_files(paths, *, exercise=None, timeout=None, examples=None, jobs=1, hypothesis=True, call_limit=None):
+def grade_files(paths, *, exercise=None, timeout=None, examples=None, jobs=1, hypothesis=True, call_limit=None,
+                wall_limit=None):
     """Grade exercise files, each in an isolated process.
 
     Parameters
@@ -80,11 +81,10 @@ def grade_files(paths, *, exercise=None, timeout=None, examples=None, jobs=1, hy
         Force the exercise number instead of reading it from each file.
     timeout : float, optional
         CPU seconds each file may use (default ``HESSINV_REF_GRADE_TIMEOUT``
-        or 20; rounded up to whole seconds where the system enforces it).  By
-        the wall clock a file may take :data:`~hessinv_ref.grading.harness.WALL_FACTOR`
-        times that: CPU time does not grow when the machine is busy, so a
-        correct answer passes under load, while a loop that computes forever
-        is stopped at the limit.
+        or 20; rounded up to whole seconds where the system enforces it).  CPU
+        time does not grow when the machine is busy, so a correct answer
+        passes under load, while a loop that computes forever is stopped at
+        the limit.
     examples : int, optional
         Hypothesis examples per check (default ``HESSINV_REF_GRADE_EXAMPLES``
         or 5); 0 runs the seeded cases only.
@@ -96,7 +96,12 @@ def grade_files(paths, *, exercise=None, timeout=None, examples=None, jobs=1, hy
     call_limit : float, optional
         CPU seconds one call into a student's function may use (default a
         quarter of ``timeout``, at most 5).  Each cell of the notebook may use
-        half of ``timeout``.  The same wall-clock backstop applies to each.
+        half of ``timeout``.  By the clock, each may take ten times its limit,
+        at least 30 s (:func:`~hessinv_ref.grading.harness.wall_backstop`).
+    wall_limit : float, optional
+        Seconds by the clock each file may take (default ten times
+        ``timeout``, at least 30 s): the backstop for a notebook that waits
+        rather than computes.
 
     Returns
     -------
@@ -114,8 +119,9 @@ def grade_files(paths, *, exercise=None, timeout=None, examples=None, jobs=1, hy
         call_limit = min(5.0, timeout / 4)
     # A cell may import and plot (seconds); one call into a graded function should take milliseconds.
     cell_limit = max(float(call_limit), timeout / 2)
+    wall_limit = wall_backstop(timeout) if wall_limit is None else float(wall_limit)
     options = {"timeout": timeout, "examples": examples, "hypothesis": bool(hypothesis),
-               "call_limit": float(call_limit), "cell_limit": cell_limit}
+               "call_limit": float(call_limit), "cell_limit": cell_limit, "wall_limit": wall_limit}
 
     reports, work = [None] * len(paths), []
     for i, path in enumerate(paths):
@@ -156,17 +162,17 @@ def grade_files(paths, *, exercise=None, timeout=None, examples=None, jobs=1, hy
             spec.write_text(json.dumps({"jobs": job_list, "options": options, "parallel": jobs}))
             # The worker stops each child at its limits; this is only a safety net.
             rounds = math.ceil(len(job_list) / jobs)
-            _, worker_log, _ = _launch(spec, env, inline=False, wait=rounds * (WALL_FACTOR * timeout + 5) + 120)
+            _, worker_log, _ = _launch(spec, env, inline=False, wait=rounds * (wall_limit + 5) + 120)
         else:
             from .worker import CPU_LIMIT_STATUS
 
             for job in job_list:  # one process per file; the limit includes its imports
                 spec = tmp / f"{Path(job['results']).stem}.json"
                 spec.write_text(json.dumps({"jobs": [job], "options": options}))
-                status, log, killed = _launch(spec, env, inline=True, wait=WALL_FACTOR * timeout)
+                status, log, killed = _launch(spec, env, inline=True, wait=wall_limit)
                 worker_log += log
-                stop = ({"clock": "wall", "limit": WALL_FACTOR * timeout} if killed else
-                        {"clock": "cpu", "limit": timeout} if status == CPU_LIMIT_STATUS else None)
+                stop = ({"clock": "wall", "limit": wall_limit} if killed else
+                        {"clock": "cpu", "limit": max(1, math.ceil(timeout))} if status == CPU_LIMIT_STATUS else None)
                 if stop is not None:
                     with open(job["results"], "a", encoding="utf-8") as f:
                         f.write(json.dumps({"event": "killed", **stop}) + "\n")
@@ -215,7 +221,7 @@ def _assemble(sf, ex, job, timeout, worker_log):
                     f"{timeout:g} s of CPU time; a notebook that waits rather than computes is stopped by the clock)")
             running = f"{stop}, while this check was running: look for something that waits (time.sleep, a lock)"
         else:
-            stop = f"the grader stopped your notebook after {timeout:g} s of CPU time"
+            stop = f"the grader stopped your notebook after {killed.get('limit', timeout):g} s of CPU time"
             running = f"{stop} while this check was running: look for a loop that never ends"
         report.notes.append(f"{stop}; checks after that point were not run")
     elif "done" not in kinds:

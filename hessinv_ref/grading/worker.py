@@ -16,8 +16,8 @@ machine is not failed for the machine's load (see
 :data:`~hessinv_ref.grading.harness.WALL_FACTOR`).  The process that grades
 a file gets ``RLIMIT_CPU`` = the file's limit (whole seconds, rounded up):
 the kernel stops it there, even inside C code or with every signal ignored.
-The wall clock, ``WALL_FACTOR`` times the limit, is a backstop for code
-that sleeps or waits.  Inside, each call into student code also has its
+The wall clock, ten times the limit and at least 30 s, is a backstop for
+code that sleeps or waits.  Inside, each call into student code also has its
 own, shorter, limit (see :class:`~hessinv_ref.grading.harness.Student`), so
 one looping function fails its checks and the others still get graded.
 
@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from .exercises import get_exercise, solver_functions
-from .harness import WALL_FACTOR, CheckFailure, Guard, Student
+from .harness import CheckFailure, Guard, Student, wall_backstop
 from .notebook import read_student_file
 
 __all__ = ["run_job", "main"]
@@ -334,7 +334,7 @@ def _run_forked(jobs, options, parallel):
     limit, and this process kills those past the wall-clock backstop."""
     _warm(jobs, options)
     timeout = float(options.get("timeout", 20.0))
-    wall = WALL_FACTOR * timeout
+    wall = float(options.get("wall_limit") or wall_backstop(timeout))
     pending, running = list(jobs), {}
     while pending or running:
         while pending and len(running) < parallel:
@@ -363,7 +363,7 @@ def _run_forked(jobs, options, parallel):
             # SIGXCPU's handler exits with CPU_LIMIT_STATUS; a child that ignored it died of SIGKILL
             # at the hard limit, which its CPU time tells apart from another death by SIGKILL.
             if code == CPU_LIMIT_STATUS or (code in (-signal.SIGXCPU, -signal.SIGKILL) and cpu >= timeout):
-                _append(job["results"], "killed", clock="cpu", limit=timeout)
+                _append(job["results"], "killed", clock="cpu", limit=max(1, math.ceil(timeout)))
             elif code != 0:
                 _append(job["results"], "crashed", status=code)
             continue
