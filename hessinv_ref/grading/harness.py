@@ -106,12 +106,13 @@ The wall clock is only a backstop for code that waits instead of computing
 
 WALL_MIN = 30.0
 """The shortest wall-clock backstop, in seconds.  Ten times a short limit is
-not enough on a machine loaded many times over: there a call that needs
-milliseconds of CPU can wait more than a second for a core.  (Seen once
+not enough on a machine loaded many times over, where a call that needs
+little CPU can wait far longer for a core or for the disk.  (Seen once
 while writing this: ``test_a_correct_answer_passes_on_a_busy_machine`` in
 ``tests/grading/test_grade_entry_points.py``, run with a 1 s backstop for a
-0.1 s CPU limit, failed exercise 3's answer key "by the clock" at a load
-average of 7.5 on 2 cores.)"""
+0.1 s CPU limit, failed exercise 3's answer key "by the clock", under 0.1 s
+of CPU, at a load average of 7.5 on 2 cores; that call was importing
+``scipy.special``, which the worker now imports before any student call.)"""
 
 
 def wall_backstop(limit):

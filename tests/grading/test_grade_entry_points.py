@@ -204,8 +204,10 @@ def busy_machine():
 
 def test_a_correct_answer_passes_on_a_busy_machine(busy_machine):
     # Exercise 3's answer key once failed "time limit" beside other work.  The limits count CPU time,
-    # which load does not inflate; the short call limit (CPU seconds) makes the test sensitive to it.
-    (report,) = grade_files([SOLUTIONS / "ex03_dense_curvature.md"], examples=0, call_limit=0.1)
+    # which load does not inflate, and the library's lazy imports (scipy.special, on an activation's
+    # first use) are done before any student call; a short call limit (CPU seconds) makes the test
+    # sensitive to both.  Only that it passes is asserted, never how long it took.
+    (report,) = grade_files([SOLUTIONS / "ex03_dense_curvature.md"], examples=0, call_limit=0.25)
     assert report.passed, report.render()
 
 
