@@ -38,7 +38,7 @@ from pathlib import Path
 
 from ._argtypes import nonnegative_int, positive_float, positive_int
 
-__all__ = ["grade", "add_parser", "main"]
+__all__ = ["grade", "running_notebook", "add_parser", "main"]
 
 
 def running_notebook():
