@@ -23,6 +23,7 @@ import linecache
 import signal
 import sys
 import traceback
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -31,12 +32,18 @@ import numpy as np
 __all__ = [
     "CheckFailure",
     "StudentTimeout",
+    "WALL_FACTOR",
+    "WALL_MIN",
+    "wall_backstop",
     "Guard",
     "Student",
     "Cases",
     "Check",
     "Variant",
     "compare",
+    "compare_pieces",
+    "block_locator",
+    "NO_MATCH",
     "methods",
     "expect",
     "as_array",
@@ -85,12 +92,45 @@ class CheckFailure(Exception):
         }
 
 
+WALL_FACTOR = 10.0
+"""How much longer than its CPU-time limit a call (or a file) may take by the
+wall clock (see :func:`wall_backstop`).
+
+Every limit of the grader counts CPU time, which a busy machine does not
+inflate: a correct answer graded beside other work passes as it would on an
+idle machine, and an infinite loop, which computes, is stopped at the limit.
+The wall clock is only a backstop for code that waits instead of computing
+(``time.sleep``, a lock).  Where the system cannot count CPU time (no
+``signal.setitimer``), the backstop is the only limit.
+"""
+
+WALL_MIN = 30.0
+"""The shortest wall-clock backstop, in seconds.  Ten times a short limit is
+not enough on a machine loaded many times over, where a call that needs
+little CPU can wait far longer for a core or for the disk.  (Seen once
+while writing this: ``test_a_correct_answer_passes_on_a_busy_machine`` in
+``tests/grading/test_grade_entry_points.py``, run with a 1 s backstop for a
+0.1 s CPU limit, failed exercise 3's answer key "by the clock", under 0.1 s
+of CPU, at a load average of 7.5 on 2 cores; that call was importing
+``scipy.special``, which the worker now imports before any student call.)"""
+
+
+def wall_backstop(limit):
+    """Seconds by the clock allowed for a CPU-time ``limit``: ``max(WALL_FACTOR * limit, WALL_MIN)``."""
+    return max(WALL_FACTOR * float(limit), WALL_MIN)
+
+
 class StudentTimeout(BaseException):
-    """Raised by the alarm inside a student call that ran too long.
+    """Raised by the timers inside a student call that ran too long.
 
     A ``BaseException``, so that a student's ``except Exception`` cannot
-    swallow it and loop on.
+    swallow it and loop on.  ``clock`` is ``"cpu"`` (the CPU-time limit) or
+    ``"wall"`` (the wall-clock backstop).
     """
+
+    def __init__(self, clock="cpu"):
+        super().__init__(clock)
+        self.clock = clock
 
 
 # -- formatting --------------------------------------------------------------------
@@ -155,6 +195,22 @@ class Variant:
         v = self.value() if callable(self.value) else self.value
         return None if v is None else np.asarray(v, dtype=np.float64)
 
+    def try_array(self):
+        """:meth:`array`, or ``None`` when the variant cannot be computed for this case.
+
+        A variant is the reference with one ingredient changed, and the
+        change can make it fail where the reference does not (no damping
+        leaves a pivot singular, a transposed block no longer fits): then
+        the answer simply is not this mistake.  The diagnosis must never
+        turn a wrong answer into an error of the grader.
+        """
+        try:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return self.array()
+        except Exception:  # noqa: BLE001 - any failure of a variant means "not this mistake"
+            return None
+
 
 def _tolerance(expected, rtol, atol):
     scale = float(np.max(np.abs(expected), initial=0.0))
@@ -165,15 +221,52 @@ def _close(actual, target, tol):
     return actual.shape == target.shape and bool(np.all(np.abs(actual - target) <= tol))
 
 
-def _worst(actual, expected, tol):
+NO_MATCH = ("none of the common mistakes the grader knows for this check matches your answer: the worst entry "
+            "shows where it is furthest off; rebuild this case in your notebook and check each term of the "
+            "formula there")
+"""The hint of last resort: every wrong answer gets a hint, even one that matches no known mistake."""
+
+
+def _worst(actual, expected, tol, locate=None):
     err = np.abs(actual - expected)
-    idx = np.unravel_index(int(np.argmax(err)), err.shape) if err.size else ()
+    # NaN counts as the worst error (argmax alone would skip it, since NaN compares false).
+    flat = np.where(np.isnan(err), np.inf, err).ravel()
+    idx = np.unravel_index(int(np.argmax(flat)), err.shape) if err.size else ()
     index = [int(i) for i in idx]
     where = "value" if not index else f"entry {index[0] if len(index) == 1 else index}"
+    if locate is not None and index:
+        where += f" ({locate(tuple(index))})"
     return (
         f"{where}: expected {expected[idx]:.10g}, got {actual[idx]:.10g} "
         f"(max abs error {float(err[idx]):.3g} > tolerance {tol:.3g})"
     )
+
+
+def block_locator(sizes, name="block", col_sizes=None):
+    """``locate`` for :func:`compare`: where an entry of a vector (or matrix)
+    made of blocks is, in the student's terms.
+
+    Entry ``i`` of a vector split into pieces of ``sizes`` reads
+    ``"<name> k, index j"``; entry ``[i, j]`` of a matrix whose block rows
+    have ``sizes`` and block columns ``col_sizes`` reads ``"<name> (k, m),
+    index [r, s]"``.  Blocks are numbered from 1, as the exercises number
+    layers; indices inside a block from 0, as NumPy indexes arrays.
+    """
+    def find(i, bounds):
+        k = int(np.searchsorted(bounds, i, side="right"))
+        return k, i - (int(bounds[k - 1]) if k else 0)
+
+    rows = np.cumsum(sizes)
+    cols = None if col_sizes is None else np.cumsum(col_sizes)
+
+    def locate(index):
+        k, r = find(index[0], rows)
+        if cols is None or len(index) < 2:
+            return f"{name} {k + 1}, index {r}"
+        m, c = find(index[1], cols)
+        return f"{name} ({k + 1}, {m + 1}), index [{r}, {c}]"
+
+    return locate
 
 
 def _generic_hint(actual, expected, tol):
@@ -194,7 +287,7 @@ def _generic_hint(actual, expected, tol):
     return None
 
 
-def compare(what, actual, expected, *, rtol=1e-8, atol=1e-12, variants=(), hint=None):
+def compare(what, actual, expected, *, rtol=1e-8, atol=1e-12, variants=(), hint=None, locate=None):
     """Fail unless ``actual`` matches ``expected``; diagnose the mismatch.
 
     Parameters
@@ -208,9 +301,14 @@ def compare(what, actual, expected, *, rtol=1e-8, atol=1e-12, variants=(), hint=
     rtol, atol : float
         Pass when ``max|actual - expected| <= atol + rtol * max|expected|``.
     variants : sequence of Variant
-        Known wrong answers, tried in order; the first that matches gives the hint.
+        Known wrong answers, tried in order; the first that matches gives the
+        hint.  A variant that raises is skipped (see :meth:`Variant.try_array`).
     hint : str, optional
-        Fallback hint when nothing matches.
+        Fallback hint when nothing matches (then :data:`NO_MATCH`).
+    locate : callable, optional
+        ``locate(index) -> str``: where entry ``index`` of ``expected`` is in
+        the student's terms (e.g. :func:`block_locator`), shown with the worst
+        entry.
 
     Raises
     ------
@@ -223,7 +321,7 @@ def compare(what, actual, expected, *, rtol=1e-8, atol=1e-12, variants=(), hint=
         return
     found = None
     for variant in variants:
-        target = variant.array()
+        target = variant.try_array()
         if target is not None and _close(actual, target, max(tol, _tolerance(target, rtol, atol))):
             found = variant.hint
             break
@@ -242,16 +340,83 @@ def compare(what, actual, expected, *, rtol=1e-8, atol=1e-12, variants=(), hint=
             f"{what} has shape {actual.shape}, expected {expected.shape}",
             expected=format_array(expected),
             actual=format_array(actual),
-            hint=found or hint,
+            hint=found or hint or f"{what} must have shape {expected.shape}: check the sizes the exercise states "
+            "for each array, and which axis is which",
         )
-    found = found or _generic_hint(actual, expected, tol) or hint
+    found = found or _generic_hint(actual, expected, tol) or hint or NO_MATCH
     raise CheckFailure(
         f"{what} is wrong",
         expected=format_array(expected),
         actual=format_array(actual),
-        worst=_worst(actual, expected, tol),
+        worst=_worst(actual, expected, tol, locate),
         hint=found,
     )
+
+
+def _stack(pieces):
+    return np.concatenate([np.ravel(p) for p in pieces]) if len(pieces) else np.zeros(0)
+
+
+def compare_pieces(labels, actual, expected, *, rtol=1e-8, atol=1e-12, variants=(), hint=None, last_first=False,
+                   message=None):
+    """Compare a list of arrays (one per layer, say) as one answer, and report
+    the wrong piece in its own coordinates.
+
+    The pieces pass or fail together, with one tolerance, ``atol + rtol *
+    max|expected|`` over all of them, as :func:`compare` on their
+    concatenation would; the diagnosis (variants, generic hints) also runs on
+    the concatenation.  The report then shows one wrong piece: its label, its
+    expected and actual values, and its worst entry as ``"<label>, entry
+    [i, j]"``, a position in the matrix on screen, not in the stack.
+
+    Parameters
+    ----------
+    labels : sequence of str
+        The name of each piece, e.g. ``"Qxx of layer 3"``.
+    actual, expected : sequence of array_like
+        The student's pieces and the reference's: as many, with the same
+        shapes (check those first, with messages of the exercise's own).
+    variants : sequence of Variant
+        Known wrong answers, each a list of pieces (or a callable returning one).
+    hint : str, optional
+        Fallback hint when nothing matches.
+    last_first : bool
+        Show the last wrong piece rather than the first: for a sweep that runs
+        from the last piece down, where the error starts.
+    message : callable, optional
+        ``message(k, right) -> str`` for the wrong piece ``k`` and the labels
+        of the pieces before it in sweep order (all right); default
+        ``"<label> is wrong (<right> are right)"``.
+
+    Raises
+    ------
+    CheckFailure
+    """
+    expected = [np.asarray(e, dtype=np.float64) for e in expected]
+    actual = [as_array(label, a) for label, a in zip(labels, actual)]
+    for label, a, e in zip(labels, actual, expected):
+        if a.shape != e.shape:
+            raise CheckFailure(f"{label} has shape {a.shape}, expected {e.shape}", expected=format_array(e),
+                               actual=format_array(a), hint=hint or f"{label} must have shape {e.shape}")
+    flat = [Variant(v.hint, (lambda v=v: _stack(v.value() if callable(v.value) else v.value))) for v in variants]
+    try:
+        compare("your result", _stack(actual), _stack(expected), rtol=rtol, atol=atol, variants=flat, hint=hint)
+    except CheckFailure as failure:
+        tol = _tolerance(_stack(expected), rtol, atol)
+        bad = [k for k, (a, e) in enumerate(zip(actual, expected)) if not _close(a, e, tol)]
+        k = bad[-1] if last_first else bad[0]
+        right = [labels[i] for i in (range(len(labels) - 1, k, -1) if last_first else range(k))]
+        if message is not None:
+            failure.message = message(k, right)
+        else:
+            failure.message = f"{labels[k]} is wrong" + (
+                f" ({', '.join(right)} {'is' if len(right) == 1 else 'are'} right)" if right else "")
+        failure.expected, failure.actual = format_array(expected[k]), format_array(actual[k])
+        failure.worst = f"{labels[k]}, " + _worst(actual[k], expected[k], tol)
+        square = all(a.ndim == 2 and a.shape[0] == a.shape[1] for a in actual)
+        if failure.hint in (hint, NO_MATCH) and square and all(_close(a, e.T, tol) for a, e in zip(actual, expected)):
+            failure.hint = "your matrices match the transposes of the expected ones: check the order of rows and columns"
+        raise
 
 
 def expect(condition, message, *, hint=None, expected=None, actual=None):
@@ -354,7 +519,31 @@ class Guard:
 
 
 def _alarm(signum, frame):
-    raise StudentTimeout()
+    raise StudentTimeout("cpu" if signum == getattr(signal, "SIGPROF", None) else "wall")
+
+
+@contextlib.contextmanager
+def _time_limit(seconds, wall):
+    """Raise :class:`StudentTimeout` in this (main) thread after ``seconds`` of
+    CPU time (``ITIMER_PROF``: user plus system time of this process), or
+    after ``wall`` seconds by the clock (``ITIMER_REAL``), whichever comes
+    first.  A no-op where ``signal.setitimer`` is missing."""
+    if not (hasattr(signal, "setitimer") and hasattr(signal, "SIGPROF")) or seconds <= 0:
+        yield
+        return
+    if signal.getitimer(signal.ITIMER_PROF)[0] > 0:  # inside another limited call: its limit governs
+        yield
+        return
+    old = {sig: signal.signal(sig, _alarm) for sig in (signal.SIGPROF, signal.SIGALRM)}
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    signal.setitimer(signal.ITIMER_REAL, wall)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 class Student:
@@ -368,15 +557,20 @@ class Student:
         What their cells defined.
     guard : Guard
     call_limit : float
-        Seconds one call may run (enforced with ``SIGALRM`` where available).
+        CPU seconds one call may use (enforced with ``signal.setitimer`` where
+        available).
     cell_errors : dict
         Name of a cell's failure, keyed by nothing in particular; used to
         explain a missing name (a cell that raised never defined it).
+    wall_limit : float, optional
+        Seconds by the clock one call may take (default
+        :func:`wall_backstop` of ``call_limit``).
     """
 
-    def __init__(self, path, namespace, guard, call_limit, cell_errors=()):
+    def __init__(self, path, namespace, guard, call_limit, cell_errors=(), wall_limit=None):
         self.path, self.namespace, self.guard = str(path), namespace, guard
         self.call_limit = float(call_limit)
+        self.wall_limit = wall_backstop(call_limit) if wall_limit is None else float(wall_limit)
         self.cell_errors = list(cell_errors)
         self.timed_out = set()
 
@@ -416,19 +610,23 @@ class Student:
             )
         if not callable(fn):
             raise CheckFailure(f"`{label}` is {_describe_type(fn)}, not a function", kind="error")
-        use_alarm = hasattr(signal, "setitimer") and self.call_limit > 0
-        if use_alarm:
-            old = signal.signal(signal.SIGALRM, _alarm)
-            signal.setitimer(signal.ITIMER_REAL, self.call_limit)
         try:
-            with self.guard.watching(max_system):
+            with _time_limit(self.call_limit, self.wall_limit), self.guard.watching(max_system):
                 result = fn(*args, **kwargs)
-        except StudentTimeout:
+        except StudentTimeout as stop:
             self.timed_out.add(label)
+            if stop.clock == "cpu":
+                raise CheckFailure(
+                    f"`{label}` did not return within {self.call_limit:g} s of CPU time",
+                    kind="timeout",
+                    hint="look for a loop that never ends (a while loop whose condition never changes)",
+                ) from None
             raise CheckFailure(
-                f"`{label}` did not return within {self.call_limit:g} s",
+                f"`{label}` did not return within {self.wall_limit:g} s by the clock, "
+                f"although it used less than its {self.call_limit:g} s of CPU time",
                 kind="timeout",
-                hint="look for a loop that never ends (a while loop whose condition never changes)",
+                hint="it spent most of that time not computing: it waits (time.sleep, input(), a lock), "
+                "or the machine is extremely busy",
             ) from None
         except CheckFailure:  # a grader helper run inside the call (e.g. a library call's checks): pass it on
             raise
@@ -436,10 +634,6 @@ class Student:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             raise self._explain(label, exc) from None
-        finally:
-            if use_alarm:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                signal.signal(signal.SIGALRM, old)
         violation = self.guard.violation
         if violation is not None:
             kind, what = violation

@@ -15,11 +15,12 @@ a cell is skipped when it is tagged ``grader`` or when it imports from
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Cell", "StudentFile", "read_student_file", "ExerciseFileError"]
+__all__ = ["Cell", "StudentFile", "read_student_file", "find_exercise_file", "ExerciseFileError"]
 
 _OPEN = re.compile(r"^(?P<fence>`{3,}|~{3,})\{code-cell\}")
 _GRADER_IMPORT = re.compile(r"\bhessinv_ref\.grad(e|ing)\b|\bfrom\s+hessinv_ref\s+import\s+grade\b")
@@ -216,3 +217,73 @@ def read_student_file(path, exercise=None):
     if not cells:
         raise ExerciseFileError(f"{path.name}: no code cells found")
     return StudentFile(path.resolve(), int(number), cells)
+
+
+SUFFIXES = (".ipynb", ".md")
+"""What an exercise file may be: the notebook Jupyter saves, or the MyST-markdown original."""
+
+
+def _number_in_name(name):
+    match = _EXERCISE_NAME.match(Path(name).name)
+    return int(match["n"]) if match else None
+
+
+def find_exercise_file(name=None, folder=None, running=None):
+    """Which file to grade, given what the grading cell says.
+
+    Parameters
+    ----------
+    name : str or Path, optional
+        A file with its extension (``.md``, ``.ipynb``): that very file.  An
+        exercise's name without one, ``"ex08_riccati"`` (what every
+        exercise's last cell passes): the notebook that runs the cell if it
+        is known (``running``) and is that exercise (same number, whatever
+        its file name); else ``ex08_riccati.ipynb`` or ``ex08_riccati.md`` in
+        ``folder``, the one saved last when both are there.  ``None``: the
+        running notebook.
+    folder : Path, optional
+        Where a bare name is looked up (default: the current folder, which is
+        the notebook's in Jupyter).
+    running : Path, optional
+        The notebook the calling kernel runs, if known.
+
+    Returns
+    -------
+    path : Path
+    note : str or None
+        Said in the report when the choice needs saying (two candidates).
+
+    Raises
+    ------
+    ExerciseFileError
+        If nothing can be found.
+    """
+    folder = Path.cwd() if folder is None else Path(folder)
+    if name is not None and Path(name).suffix in SUFFIXES:
+        return Path(name), None
+    if running is not None and running.is_file():
+        if name is None:
+            return running, None
+        wanted = _number_in_name(name)
+        try:
+            found = read_student_file(running).exercise
+        except ExerciseFileError:
+            found = None
+        if (wanted is not None and found == wanted) or running.stem == Path(name).name:
+            return running, None
+    if name is None:
+        raise ExerciseFileError(
+            "cannot tell which notebook runs this cell: name the file to grade, e.g. grade(\"ex03_dense_curvature.ipynb\")")
+    base = folder / Path(name)
+    candidates = [base.with_name(base.name + suffix) for suffix in SUFFIXES]
+    existing = [c for c in candidates if c.is_file()]
+    if not existing:
+        raise ExerciseFileError(
+            f"{name}: no {candidates[0].name} or {candidates[1].name} in {base.parent} (save the notebook first, "
+            "or name the file to grade with its extension)")
+    if len(existing) == 1:
+        return existing[0], None
+    newest = max(existing, key=lambda c: os.stat(c).st_mtime_ns)
+    other = next(c for c in existing if c != newest)
+    return newest, (f"graded {newest.name}, saved more recently than {other.name}; to grade the other, name it: "
+                    f'grade("{other.name}")')

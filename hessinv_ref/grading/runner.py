@@ -17,13 +17,15 @@ import tempfile
 from pathlib import Path
 
 from .exercises import get_exercise
+from .harness import wall_backstop
 from .notebook import ExerciseFileError, read_student_file
 from .report import CheckResult, GradeReport
 
 __all__ = ["grade_files", "DEFAULT_TIMEOUT", "DEFAULT_EXAMPLES"]
 
 DEFAULT_TIMEOUT = 20.0
-"""Seconds one file may take, unless ``HESSINV_REF_GRADE_TIMEOUT`` says otherwise."""
+"""CPU seconds one file may use, unless ``HESSINV_REF_GRADE_TIMEOUT`` says otherwise
+(the wall clock stops it at :func:`~hessinv_ref.grading.harness.wall_backstop` of that)."""
 
 DEFAULT_EXAMPLES = 5
 """Hypothesis examples per check, unless ``HESSINV_REF_GRADE_EXAMPLES`` says otherwise."""
@@ -56,7 +58,8 @@ def _worker_env():
 
 def _launch(spec_path, env, inline, wait):
     args = [sys.executable, "-m", "hessinv_ref.grading.worker", str(spec_path)] + (["--inline"] if inline else [])
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # No stdin: a student's input() fails at once instead of waiting for the wall-clock backstop.
+    proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         out, _ = proc.communicate(timeout=wait)
         return proc.returncode, out.decode(errors="replace"), False
@@ -66,7 +69,8 @@ def _launch(spec_path, env, inline, wait):
         return proc.returncode, out.decode(errors="replace"), True
 
 
-def grade_files(paths, *, exercise=None, timeout=None, examples=None, jobs=1, hypothesis=True, call_limit=None):
+def grade_files(paths, *, exercise=None, timeout=None, examples=None, jobs=1, hypothesis=True, call_limit=None,
+                wall_limit=None):
     """Grade exercise files, each in an isolated process.
 
     Parameters
@@ -76,7 +80,11 @@ def grade_files(paths, *, exercise=None, timeout=None, examples=None, jobs=1, hy
     exercise : int, optional
         Force the exercise number instead of reading it from each file.
     timeout : float, optional
-        Seconds each file may run (default ``HESSINV_REF_GRADE_TIMEOUT`` or 20).
+        CPU seconds each file may use (default ``HESSINV_REF_GRADE_TIMEOUT``
+        or 20; rounded up to whole seconds where the system enforces it).  CPU
+        time does not grow when the machine is busy, so a correct answer
+        passes under load, while a loop that computes forever is stopped at
+        the limit.
     examples : int, optional
         Hypothesis examples per check (default ``HESSINV_REF_GRADE_EXAMPLES``
         or 5); 0 runs the seeded cases only.
@@ -86,9 +94,14 @@ def grade_files(paths, *, exercise=None, timeout=None, examples=None, jobs=1, hy
         Draw extra cases with hypothesis when it is installed; ``False``
         behaves as if it were not (extra seeded cases instead).
     call_limit : float, optional
-        Seconds one call into a student's function may run (default a quarter
-        of ``timeout``, at most 5).  Each cell of the notebook may run for half
-        of ``timeout``.
+        CPU seconds one call into a student's function may use (default a
+        quarter of ``timeout``, at most 5).  Each cell of the notebook may use
+        half of ``timeout``.  By the clock, each may take ten times its limit,
+        at least 30 s (:func:`~hessinv_ref.grading.harness.wall_backstop`).
+    wall_limit : float, optional
+        Seconds by the clock each file may take (default ten times
+        ``timeout``, at least 30 s): the backstop for a notebook that waits
+        rather than computes.
 
     Returns
     -------
@@ -106,8 +119,9 @@ def grade_files(paths, *, exercise=None, timeout=None, examples=None, jobs=1, hy
         call_limit = min(5.0, timeout / 4)
     # A cell may import and plot (seconds); one call into a graded function should take milliseconds.
     cell_limit = max(float(call_limit), timeout / 2)
+    wall_limit = wall_backstop(timeout) if wall_limit is None else float(wall_limit)
     options = {"timeout": timeout, "examples": examples, "hypothesis": bool(hypothesis),
-               "call_limit": float(call_limit), "cell_limit": cell_limit}
+               "call_limit": float(call_limit), "cell_limit": cell_limit, "wall_limit": wall_limit}
 
     reports, work = [None] * len(paths), []
     for i, path in enumerate(paths):
@@ -146,18 +160,22 @@ def grade_files(paths, *, exercise=None, timeout=None, examples=None, jobs=1, hy
         if fork:
             spec = tmp / "jobs.json"
             spec.write_text(json.dumps({"jobs": job_list, "options": options, "parallel": jobs}))
-            # The worker kills each child at `timeout`; this is only a safety net.
+            # The worker stops each child at its limits; this is only a safety net.
             rounds = math.ceil(len(job_list) / jobs)
-            _, worker_log, _ = _launch(spec, env, inline=False, wait=rounds * (timeout + 5) + 120)
+            _, worker_log, _ = _launch(spec, env, inline=False, wait=rounds * (wall_limit + 5) + 120)
         else:
+            from .worker import CPU_LIMIT_STATUS
+
             for job in job_list:  # one process per file; the limit includes its imports
                 spec = tmp / f"{Path(job['results']).stem}.json"
                 spec.write_text(json.dumps({"jobs": [job], "options": options}))
-                _, log, killed = _launch(spec, env, inline=True, wait=timeout)
+                status, log, killed = _launch(spec, env, inline=True, wait=wall_limit)
                 worker_log += log
-                if killed:
+                stop = ({"clock": "wall", "limit": wall_limit} if killed else
+                        {"clock": "cpu", "limit": max(1, math.ceil(timeout))} if status == CPU_LIMIT_STATUS else None)
+                if stop is not None:
                     with open(job["results"], "a", encoding="utf-8") as f:
-                        f.write(json.dumps({"event": "killed", "timeout": timeout}) + "\n")
+                        f.write(json.dumps({"event": "killed", **stop}) + "\n")
         for (i, sf, ex), job in zip(work, job_list):
             reports[i] = _assemble(sf, ex, job, timeout, worker_log)
     return reports
@@ -197,8 +215,14 @@ def _assemble(sf, ex, job, timeout, worker_log):
     started = [e["id"] for e in events if e["event"] == "check_start"]
     report.notes = [e["text"] for e in events if e["event"] == "note"]
     if "killed" in kinds:
-        stop = f"the grader stopped your notebook after {timeout:g} s"
-        running = f"{stop} while this check was running: look for a loop that never ends"
+        killed = next(e for e in events if e["event"] == "killed")
+        if killed.get("clock") == "wall":
+            stop = (f"the grader stopped your notebook after {killed['limit']:g} s by the clock (its limit is "
+                    f"{timeout:g} s of CPU time; a notebook that waits rather than computes is stopped by the clock)")
+            running = f"{stop}, while this check was running: look for something that waits (time.sleep, a lock)"
+        else:
+            stop = f"the grader stopped your notebook after {killed.get('limit', timeout):g} s of CPU time"
+            running = f"{stop} while this check was running: look for a loop that never ends"
         report.notes.append(f"{stop}; checks after that point were not run")
     elif "done" not in kinds:
         crash = next((e for e in events if e["event"] == "crashed"), None)

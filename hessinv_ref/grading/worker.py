@@ -8,22 +8,30 @@ Isolation.  Each file is graded in a process of its own, so a student's
 infinite loop, ``sys.exit()``, crash or monkey-patching cannot touch the
 grader or another student.  Where ``os.fork`` exists this process imports
 NumPy, SciPy and :mod:`hessinv_ref` once and forks a child per file (cheap,
-and the import time is paid once per class, not once per student); the
-child is killed when it runs past the time limit.  Elsewhere (``--inline``)
-it grades the one file in this very process and the runner enforces the
-limit.  Inside a child, each call into student code also has its own,
-shorter, alarm (see :class:`~hessinv_ref.grading.harness.Student`), so one
-looping function fails its checks and the others still get graded.
+and the import time is paid once per class, not once per student).
+Elsewhere (``--inline``) it grades the one file in this very process.
+
+Time limits count CPU time, so that a correct answer graded on a busy
+machine is not failed for the machine's load (see
+:data:`~hessinv_ref.grading.harness.WALL_FACTOR`).  The process that grades
+a file gets ``RLIMIT_CPU`` = the file's limit (whole seconds, rounded up):
+the kernel stops it there, even inside C code or with every signal ignored.
+The wall clock, ten times the limit and at least 30 s, is a backstop for
+code that sleeps or waits.  Inside, each call into student code also has its
+own, shorter, limit (see :class:`~hessinv_ref.grading.harness.Student`), so
+one looping function fails its checks and the others still get graded.
 
 Results.  The child appends one JSON object per line to the job's results
 file, flushing each: ``start``, ``note``, ``check_start``, ``check``,
-``done``.  This process adds ``killed`` (time limit) or ``crashed`` (the
-child died).  A partial file therefore still says which check was running.
+``done``.  This process adds ``killed`` (a time limit: ``clock`` is
+``"cpu"`` or ``"wall"``) or ``crashed`` (the child died).  A partial file
+therefore still says which check was running.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import signal
@@ -37,13 +45,50 @@ from pathlib import Path
 import numpy as np
 
 from .exercises import get_exercise, solver_functions
-from .harness import CheckFailure, Guard, Student, StudentTimeout
+from .harness import CheckFailure, Guard, Student, wall_backstop
 from .notebook import read_student_file
 
 __all__ = ["run_job", "main"]
 
 WORKER_ENV = "HESSINV_REF_GRADING_WORKER"
 """Set inside a grading process: :func:`hessinv_ref.grade.grade` does nothing there."""
+
+CPU_LIMIT_STATUS = 86
+"""Exit status of a grading process stopped at its CPU-time limit (``SIGXCPU``)."""
+
+
+def _cpu_limit_reached(signum, frame):
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a reentrant flush, if the signal came mid-print
+            pass
+    os._exit(CPU_LIMIT_STATUS)
+
+
+def limit_cpu_time(seconds):
+    """Stop this process after ``seconds`` of CPU time (rounded up to whole seconds).
+
+    At the soft limit the kernel sends ``SIGXCPU``, on which the process
+    exits with :data:`CPU_LIMIT_STATUS`; one second later the hard limit
+    kills it even if student code ignored that signal.  Core dumps are
+    turned off, so that nothing lands in the student's folder.  Returns
+    whether a limit could be set (not on systems without :mod:`resource`).
+    """
+    try:
+        import resource
+    except ImportError:  # Windows: the wall-clock backstop is the only limit
+        return False
+    soft = max(1, math.ceil(seconds))
+    try:
+        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        new_hard = soft + 1 if hard == resource.RLIM_INFINITY else min(hard, soft + 1)
+        resource.setrlimit(resource.RLIMIT_CPU, (min(soft, new_hard), new_hard))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
+    except (ValueError, OSError):
+        return False
+    signal.signal(signal.SIGXCPU, _cpu_limit_reached)
+    return True
 
 
 class ResultWriter:
@@ -261,8 +306,22 @@ def _append(path, event, **fields):
         f.write(json.dumps({"event": event, **fields}) + "\n")
 
 
+PRELOAD = ("scipy.special", "scipy.linalg", "scipy.sparse", "scipy.sparse.linalg")
+"""Modules the library imports on first use (``scipy.special`` for an activation's ``expit`` or
+``erfc``...).  Imported before any student code runs, so that their import time, a few tenths of
+a second of CPU, is never charged to the first student call that happens to reach them."""
+
+
+def _preload():
+    import importlib
+
+    for name in PRELOAD:
+        importlib.import_module(name)
+
+
 def _warm(jobs, options):
     """Import, once and before forking, what every child would otherwise import for itself."""
+    _preload()
     for job in jobs:
         try:
             get_exercise(read_student_file(job["path"], job.get("exercise")).exercise)
@@ -285,9 +344,11 @@ def _warm(jobs, options):
 
 
 def _run_forked(jobs, options, parallel):
-    """Fork one child per job, ``parallel`` at a time; kill those past the limit."""
+    """Fork one child per job, ``parallel`` at a time; each stops at its CPU-time
+    limit, and this process kills those past the wall-clock backstop."""
     _warm(jobs, options)
     timeout = float(options.get("timeout", 20.0))
+    wall = float(options.get("wall_limit") or wall_backstop(timeout))
     pending, running = list(jobs), {}
     while pending or running:
         while pending and len(running) < parallel:
@@ -298,6 +359,7 @@ def _run_forked(jobs, options, parallel):
             if pid == 0:  # the child: grade, then leave without running the parent's exit handlers
                 status = 0
                 try:
+                    limit_cpu_time(timeout)  # a fresh process: its CPU time starts at zero
                     run_job(job, options)
                 except BaseException:  # noqa: BLE001 - report anything, then exit
                     traceback.print_exc()
@@ -307,20 +369,25 @@ def _run_forked(jobs, options, parallel):
                     sys.stderr.flush()
                     os._exit(status)
             running[pid] = (job, time.monotonic())
-        pid, status = os.waitpid(-1, os.WNOHANG)
+        pid, status, usage = os.wait4(-1, os.WNOHANG)
         if pid in running:
             job, _ = running.pop(pid)
             code = os.waitstatus_to_exitcode(status)
-            if code != 0:
+            cpu = usage.ru_utime + usage.ru_stime
+            # SIGXCPU's handler exits with CPU_LIMIT_STATUS; a child that ignored it died of SIGKILL
+            # at the hard limit, which its CPU time tells apart from another death by SIGKILL.
+            if code == CPU_LIMIT_STATUS or (code in (-signal.SIGXCPU, -signal.SIGKILL) and cpu >= timeout):
+                _append(job["results"], "killed", clock="cpu", limit=max(1, math.ceil(timeout)))
+            elif code != 0:
                 _append(job["results"], "crashed", status=code)
             continue
         now = time.monotonic()
         for pid, (job, start) in list(running.items()):
-            if now - start > timeout:
+            if now - start > wall:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
                 running.pop(pid)
-                _append(job["results"], "killed", timeout=timeout)
+                _append(job["results"], "killed", clock="wall", limit=wall)
         time.sleep(0.005)
 
 
@@ -330,6 +397,9 @@ def main(argv=None):
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     jobs, options = spec["jobs"], spec["options"]
     if "--inline" in argv or not hasattr(os, "fork"):
+        # One file per process (the runner's rule): the limit counts this process's imports too.
+        limit_cpu_time(float(options.get("timeout", 20.0)) * len(jobs))
+        _preload()
         for job in jobs:
             run_job(job, options)
         return 0

@@ -11,12 +11,17 @@ import scipy.sparse
 
 from hessinv_ref.grading.harness import (
     Cases,
+    NO_MATCH,
     CheckFailure,
     Guard,
     Student,
+    WALL_FACTOR,
+    WALL_MIN,
     Variant,
     as_array,
+    block_locator,
     compare,
+    compare_pieces,
 )
 from hessinv_ref.grading.report import CheckResult, GradeReport
 
@@ -34,7 +39,8 @@ def test_compare_passes_within_tolerance_and_reports_the_worst_entry():
     f = fails("x", [1.0, 2.5, 3.0], [1.0, 2.0, 3.0])
     assert f.message == "x is wrong" and f.kind == "wrong"
     assert "entry 1: expected 2, got 2.5" in f.worst
-    assert "2.5" in f.actual and f.hint is None
+    assert "2.5" in f.actual and f.hint == NO_MATCH  # every wrong answer gets a hint, if only this one
+    assert fails("x", [1.0, 2.5], [1.0, 2.0], hint="mine").hint == "mine"
 
 
 def test_the_first_matching_variant_gives_the_hint_and_lazy_variants_wait():
@@ -65,7 +71,60 @@ def test_shape_mismatch_diagnoses():
     f = fails("g_W", expected.T, expected)
     assert "shape (3, 2), expected (2, 3)" in f.message and "transpose" in f.hint
     assert "reshape" in fails("t", expected.ravel(), expected).hint
-    assert fails("t", np.ones(4), expected).hint is None
+    assert "must have shape (2, 3)" in fails("t", np.ones(4), expected).hint
+
+
+def test_a_variant_that_cannot_be_computed_is_not_the_mistake():
+    # A variant may fail where the reference does not (no damping leaves a pivot singular): the
+    # answer is then simply not that mistake, and the diagnosis goes on.
+    def singular():
+        return np.linalg.solve(np.zeros((2, 2)), np.ones(2))
+
+    f = fails("x", [3.0, 4.0], [1.0, 2.0], variants=[Variant("never", singular), Variant("this one", [3.0, 4.0])])
+    assert f.hint == "this one"
+    assert fails("x", [5.0, 4.0], [1.0, 2.0], variants=[Variant("never", singular)]).hint == NO_MATCH
+
+
+def test_worst_entry_in_the_students_coordinates():
+    # A vector made of layers: the entry is named by its layer (numbered from 1) and its index there.
+    f = fails("g", [0.0, 1.0, 2.0, 9.0, 4.0], np.arange(5.0), locate=block_locator([2, 3], "g_l of layer"))
+    assert f.worst.startswith("entry 3 (g_l of layer 2, index 1): expected 3, got 9")
+    # A matrix made of blocks: block (row, column) and the index inside it.
+    M = np.arange(12.0).reshape(3, 4)
+    bad = M.copy()
+    bad[2, 1] = -1.0
+    f = fails("M", bad, M, locate=block_locator([1, 2], "block", [3, 1]))
+    assert f.worst.startswith("entry [2, 1] (block (2, 1), index [1, 1]): expected 9, got -1")
+    # NaN is the worst entry, wherever it is.
+    assert fails("x", [1.0, np.nan, 30.0], [1.0, 2.0, 3.0]).worst.startswith("entry 1:")
+
+
+def test_compare_pieces_reports_the_wrong_piece_in_its_own_coordinates():
+    ref = [np.eye(2), 2 * np.eye(3), np.array([[5.0]])]
+    compare_pieces(["Q1", "Q2", "Q3"], [r.copy() for r in ref], ref)
+    got = [np.eye(2), 2 * np.eye(3), np.array([[5.0]])]
+    got[1][2, 0] = 7.0
+    with pytest.raises(CheckFailure) as info:
+        compare_pieces(["Q1", "Q2", "Q3"], got, ref)
+    f = info.value
+    assert f.message == "Q2 is wrong (Q1 is right)"
+    assert f.worst.startswith("Q2, entry [2, 0]: expected 0, got 7")  # not entry 10 of a stack
+    assert "7." in f.actual and f.actual.count("\n") == 2  # the 3 × 3 matrix, not the stack
+    # A sweep from the last piece down shows the last wrong piece, and the ones above it as right.
+    got[0][0, 1] = 1.0
+    with pytest.raises(CheckFailure) as info:
+        compare_pieces(["Q1", "Q2", "Q3"], got, ref, last_first=True)
+    assert info.value.message == "Q2 is wrong (Q3 is right)"
+    # Variants are lists of pieces; a transposed set of pieces is recognised.
+    with pytest.raises(CheckFailure) as info:
+        compare_pieces(["A", "B"], [-ref[0], -ref[1]], ref[:2], variants=[Variant("negated", [-ref[0], -ref[1]])])
+    assert info.value.hint == "negated"
+    asym = [np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[0.0, 1.0], [0.0, 0.0]])]
+    with pytest.raises(CheckFailure) as info:
+        compare_pieces(["A", "B"], [a.T for a in asym], asym)
+    assert "transposes" in info.value.hint
+    with pytest.raises(CheckFailure, match=r"B has shape \(1, 1\), expected \(2, 2\)"):
+        compare_pieces(["A", "B"], [asym[0], np.ones((1, 1))], asym)
 
 
 def test_as_array_explains_none_and_accepts_sparse():
@@ -111,14 +170,32 @@ def test_missing_name_and_student_error(student_file):
         st.call("f", [1])
 
 
-@pytest.mark.skipif(not hasattr(__import__("signal"), "setitimer"), reason="needs SIGALRM")
+needs_timers = pytest.mark.skipif(not hasattr(__import__("signal"), "setitimer"), reason="needs signal.setitimer")
+
+
+@needs_timers
 def test_a_loop_times_out_once_then_is_skipped(student_file):
     st = make_student(student_file, "def f():\n    while True:\n        pass\n", call_limit=0.2)
-    with pytest.raises(CheckFailure, match="did not return within 0.2 s") as info:
+    with pytest.raises(CheckFailure, match="did not return within 0.2 s of CPU time") as info:
         st.call("f")
     assert info.value.kind == "timeout"
     with pytest.raises(CheckFailure, match="skipped"):
         st.call("f")
+
+
+@needs_timers
+def test_waiting_does_not_count_against_the_limit_but_the_clock_backstop_stops_it(student_file):
+    # Time spent not running (as on a busy machine, where the process waits for a core) is not CPU
+    # time: a call that takes longer than its limit by the clock but computes little still returns.
+    st = make_student(student_file, "import time\ndef f():\n    time.sleep(0.25)\n    return 1.0\n"
+                      "def g():\n    while True:\n        time.sleep(0.01)\n", call_limit=0.1)
+    assert st.call("f") == 1.0
+    # A call that only waits is stopped by the wall clock (by default at wall_backstop(limit), ten times
+    # the limit and at least WALL_MIN seconds; a short one here, to keep the test short).
+    assert Student(st.path, st.namespace, Guard(), call_limit=5).wall_limit == max(WALL_FACTOR * 5, WALL_MIN)
+    with pytest.raises(CheckFailure, match="within 0.5 s by the clock") as info:
+        Student(st.path, st.namespace, Guard(), call_limit=0.05, wall_limit=0.5).call("g")
+    assert info.value.kind == "timeout" and "waits" in info.value.hint
 
 
 def test_guard_catches_an_aliased_reference_and_removes_its_hook(student_file):

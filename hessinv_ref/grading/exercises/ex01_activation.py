@@ -141,7 +141,8 @@ def check_interface(student, _case):
         expect(got.shape == U.shape, f"MyActivation.{method} maps an array of shape {U.shape} to shape {got.shape}",
                hint="an activation works elementwise: return an array of the shape of u")
         expect(bool(np.all(np.isfinite(got))), f"MyActivation.{method} is not finite on [-3, 3]",
-               actual=format_array(got))
+               actual=format_array(got), hint="look for a division by zero or the log of a number <= 0 at "
+               "some u in [-3, 3] (u = 0 is among them)")
         flat = _call(student, act, method, U.ravel())
         expect(np.allclose(flat.reshape(U.shape), got, rtol=1e-12, atol=1e-14),
                f"MyActivation.{method} gives different values for the same u in a 2-D array",

@@ -21,7 +21,7 @@ from ...rop import polynomial_hvp, rop_hvp_cached
 from ...rop import hvp as reference_hvp
 from ...layers import AffineLayer, Dense
 from ...polynomial import HessianPolynomial
-from ..harness import Check, CheckFailure, Variant, as_array, compare, methods
+from ..harness import Check, CheckFailure, Variant, as_array, block_locator, compare, compare_pieces, methods
 from ._common import describe_problem, problem, problem_cases
 
 NUMBER = 4
@@ -120,34 +120,29 @@ def check_forward(student, c):
     ref = _forward(c.curv, c.v)
     L = c.curv.depth
     if not isinstance(got, (list, tuple)):
-        raise CheckFailure(f"`r_forward` must return a list of L + 1 = {L + 1} arrays, got a {type(got).__name__}")
+        raise CheckFailure(f"`r_forward` must return a list of L + 1 = {L + 1} arrays, got a {type(got).__name__}",
+                           hint="collect the tangents in a list, [t_0, t_1, ..., t_L], and return the list")
     if len(got) == L:
         raise CheckFailure(f"`r_forward` returned {L} tangents, expected L + 1 = {L + 1}",
                            hint="start the list with t_0 = 0 (the input does not move), then t_1..t_L")
     if len(got) != L + 1:
-        raise CheckFailure(f"`r_forward` returned {len(got)} tangents, expected L + 1 = {L + 1}")
+        raise CheckFailure(f"`r_forward` returned {len(got)} tangents, expected L + 1 = {L + 1}",
+                           hint="one tangent per activation z_0, ..., z_L: t_0 = 0, then one per layer "
+                           "(check the range of your loop)")
     got = [as_array(f"t_{l}", t) for l, t in enumerate(got)]
     for l, (g, r) in enumerate(zip(got, ref)):
         if g.shape != r.shape:
             raise CheckFailure(f"t_{l} has shape {g.shape}, expected {r.shape}",
                                hint=f"t_l has one entry per activation of layer l (a_{l} = {r.size}), flat")
-    wrong = next((l for l, (g, r) in enumerate(zip(got, ref))
-                  if not np.allclose(g, r, rtol=1e-8, atol=1e-12 + 1e-8 * np.max(np.abs(r), initial=0))), None)
-    try:
-        compare("t = (t_0, ..., t_L)", np.concatenate(got), np.concatenate(ref), variants=[
-            Variant(NO_CARRY, lambda: np.concatenate(_forward(c.curv, c.v, carry=False))),
-        ])
-    except CheckFailure as failure:
-        if wrong is not None:
-            right = ", ".join(f"t_{l}" for l in range(wrong))
-            failure.message = f"t_{wrong} is wrong" + (f" ({right} are right)" if right else "")
-        raise
+    compare_pieces([f"t_{l}" for l in range(L + 1)], got, ref, variants=[
+        Variant(NO_CARRY, lambda: _forward(c.curv, c.v, carry=False)),
+    ])
 
 
 def check_backward(student, c):
     t = _forward(c.curv, c.v)
     got = student.call("r_backward", Curvature(c.net, c.params, c.X, c.y), [ti.copy() for ti in t], c.v.copy())
-    compare("Hv", got, c.curv.hvp(c.v), variants=_backward_variants(c.curv, t, c.v))
+    compare("Hv", got, c.curv.hvp(c.v), variants=_backward_variants(c.curv, t, c.v), locate=_locate(c))
 
 
 def check_chain(student, c):
@@ -155,7 +150,13 @@ def check_chain(student, c):
     ref = c.curv.hessian() @ c.v
     t = _forward(c.curv, c.v)
     variants = [Variant(NO_CARRY, lambda: _backward(c.curv, _forward(c.curv, c.v, carry=False), c.v))]
-    compare("chain_hvp(net, params, X, y, v)", got, ref, rtol=1e-7, variants=variants + _backward_variants(c.curv, t, c.v))
+    compare("chain_hvp(net, params, X, y, v)", got, ref, rtol=1e-7, variants=variants + _backward_variants(c.curv, t, c.v),
+            locate=_locate(c))
+
+
+def _locate(c):
+    """Entry i of Hv as a parameter of layer l (Hv has one entry per parameter, layer after layer)."""
+    return block_locator([layer.n_params for layer in c.curv.layers], "(Hv)_l of layer")
 
 
 CHECKS = [

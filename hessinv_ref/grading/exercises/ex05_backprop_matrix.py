@@ -17,7 +17,7 @@ import scipy.linalg
 from ...curvature import Curvature
 from ...network import Network
 from ...polynomial import HessianPolynomial
-from ..harness import Check, Variant, compare
+from ..harness import Check, Variant, block_locator, compare
 from ._common import problem, problem_cases
 
 NUMBER = 5
@@ -63,6 +63,14 @@ def _M(blocks, sign=-1.0, identity=True, with_z0=False):
     return M
 
 
+def _a(blocks):
+    return [blk.Jz.shape[0] for blk in blocks]
+
+
+def _p(blocks):
+    return [blk.Jx.shape[1] for blk in blocks]
+
+
 def _students(student, name, blocks):
     return student.call(name, tuple(blocks))
 
@@ -78,7 +86,8 @@ def check_M(student, c):
                 lambda: _M(blocks, identity=False)),
         Variant("M has one block row and column per layer, l = 1..L: z_0 is the input, not an unknown, so "
                 "Jz_1 does not appear in M", lambda: _M(blocks, with_z0=True)),
-    ], hint="block (l, l) = I of size a_l, block (l, l-1) = -Jz_l for l = 2..L, zeros elsewhere")
+    ], hint="block (l, l) = I of size a_l, block (l, l-1) = -Jz_l for l = 2..L, zeros elsewhere",
+       locate=block_locator(_a(blocks), "block", _a(blocks)))
 
 
 def check_Dx(student, c):
@@ -88,7 +97,7 @@ def check_Dx(student, c):
                 lambda: scipy.linalg.block_diag(*[b.Jx.T for b in blocks])),
         Variant("blockdiag of the Jx_lᵀ: each Jx_l is (a_l × p_l) and goes in as it is",
                 lambda: scipy.linalg.block_diag(*[b.Jx.T for b in blocks]).T),
-    ])
+    ], locate=block_locator(_a(blocks), "block", _p(blocks)))
 
 
 def check_gradient(student, c):
@@ -111,7 +120,7 @@ def check_gradient(student, c):
                     _M(blocks, sign=1.0), e_L, lower=True, unit_diagonal=True, trans="T")),
         Variant("you returned b, one entry per activation: the gradient is g = Dxᵀ bᵀ (one entry per parameter)",
                 lambda: b),
-    ])
+    ], locate=block_locator(_p(blocks), "g_l of layer"))
 
 
 CHECKS = [

@@ -16,7 +16,7 @@ import numpy as np
 
 from ...curvature import Curvature
 from ...solvers.lifted import LiftedSystem, Pivot, pivoted_blocks
-from ..harness import Cases, Check, CheckFailure, Variant, as_array, compare, expect
+from ..harness import Cases, Check, CheckFailure, Variant, as_array, block_locator, compare, expect
 from ._common import problem
 
 NUMBER = 6
@@ -78,8 +78,11 @@ def check_perm_valid(student, sizes):
     p, a = sizes
     N = sum(p) + 2 * sum(a)
     got = as_array("perm", student.call("pivot_permutation", list(p), list(a)))
-    expect(got.shape == (N,), f"perm has shape {got.shape}, expected ({N},): N = P + 2A = {sum(p)} + 2·{sum(a)}")
-    expect(bool(np.all(got == np.round(got))), "perm has non-integer entries", actual=str(got))
+    expect(got.shape == (N,), f"perm has shape {got.shape}, expected ({N},): N = P + 2A = {sum(p)} + 2·{sum(a)}",
+           hint="perm lists every unknown once: in each layer p_l entries for x_l, then a_l for t_l and a_l for "
+           "λ_l; check where each range starts and ends")
+    expect(bool(np.all(got == np.round(got))), "perm has non-integer entries", actual=str(got),
+           hint="perm holds positions: build it from integer ranges (range, np.arange)")
     expect(bool(np.array_equal(np.sort(got), np.arange(N))), "perm is not a permutation of 0..N-1",
            actual=str(got.astype(int)), hint="every index of (x, t, λ) must appear exactly once")
 
@@ -138,7 +141,13 @@ def check_pivot_K(student, c):
         Variant("that is Πᵀ K Π: with (Π u)[i] = u[perm[i]], Π K Πᵀ is K[perm][:, perm]", c.K[inv][:, inv]),
         Variant("only the rows are permuted: K' = Π K Πᵀ permutes the columns the same way", c.K[perm]),
         Variant("only the columns are permuted: K' = Π K Πᵀ permutes the rows the same way", c.K[:, perm]),
-    ], hint="if pivot_permutation passes, K' is K[perm][:, perm]")
+    ], hint="if pivot_permutation passes, K' is K[perm][:, perm]",
+       locate=block_locator(_layer_sizes(c), "block", _layer_sizes(c)))
+
+
+def _layer_sizes(c):
+    """K' is partitioned by layer: block l has n_l = p_l + 2 a_l rows and columns."""
+    return [pl + 2 * al for pl, al in zip(c.p, c.a)]
 
 
 # -- the block-tridiagonal test -------------------------------------------------------------------
@@ -269,8 +278,13 @@ def _check_tri(student, c):
         raise CheckFailure(f"`is_block_tridiagonal` must return True or False, got {got!r}",
                            hint="return a bool, e.g. `return not np.any(...)`")
     if bool(got) != c.expected:
+        fallback = ("this matrix has a nonzero block (i, j) with |i - j| > 1 (the pattern above, blocks from 0): "
+                    "check that your loops reach every block, and the offsets (cumulative sizes) that cut A"
+                    if not c.expected else
+                    "every block (i, j) of this matrix with |i - j| > 1 is zero (the pattern above): your test "
+                    "rejects a block it should allow; check the condition on |i - j| and the offsets that cut A")
         raise CheckFailure(f"is_block_tridiagonal returned {bool(got)}, expected {c.expected}",
-                           expected=str(c.expected), actual=str(bool(got)), hint=_diagnose(student))
+                           expected=str(c.expected), actual=str(bool(got)), hint=_diagnose(student) or fallback)
 
 
 CHECKS = [

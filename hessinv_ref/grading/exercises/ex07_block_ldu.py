@@ -20,7 +20,7 @@ from ...inverse import factorize, solve
 from ...solvers.banded import BandedFactorization
 from ...solvers.ldu import LDUFactorization
 from ...solvers.lifted import BlockTridiagonal, LiftedSystem
-from ..harness import Cases, Check, Variant, compare
+from ..harness import Cases, Check, Variant, block_locator, compare
 from ._common import describe_problem, problem
 
 NUMBER = 7
@@ -122,18 +122,25 @@ def _solve(student, c, max_system=None):
                         [b.copy() for b in c.upper], c.r.copy(), max_system=max_system)
 
 
+def _locate(c):
+    """Row i of u as a row of block l (u_l, 1-based as in the exercise)."""
+    return block_locator(c.sizes, "u_l of block")
+
+
 def check_values(student, c):
-    compare("u", _solve(student, c), np.linalg.solve(c.dense, c.r), rtol=1e-8, variants=_variants(c))
+    compare("u", _solve(student, c), np.linalg.solve(c.dense, c.r), rtol=1e-8, variants=_variants(c),
+            locate=_locate(c))
 
 
 def check_blockwise(student, c):
     got = _solve(student, c, max_system=max(c.sizes))
-    compare("u", got, np.linalg.solve(c.dense, c.r), rtol=1e-8, variants=_variants(c))
+    compare("u", got, np.linalg.solve(c.dense, c.r), rtol=1e-8, variants=_variants(c), locate=_locate(c))
 
 
 def check_network(student, c):
     compare("u", _solve(student, c), np.linalg.solve(c.dense, c.r), rtol=1e-7, variants=_variants(c),
-            hint="K' is not symmetric and its blocks differ in size: use lower[l] and upper[l] as given")
+            hint="K' is not symmetric and its blocks differ in size: use lower[l] and upper[l] as given",
+            locate=_locate(c))
 
 
 _NET = {"depth": 4, "width": 2, "batch": 1, "layers": "dense", "activation": "tanh", "head": "softmax",

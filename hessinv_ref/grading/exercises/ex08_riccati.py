@@ -22,7 +22,7 @@ from ...inverse import factorize, factorize_curvature, solve
 from ...solvers.banded import BandedFactorization
 from ...solvers.ldu import LDUFactorization
 from ...solvers.riccati import RiccatiFactorization, SymmetricPivot
-from ..harness import Cases, Check, CheckFailure, Variant, compare
+from ..harness import Cases, Check, CheckFailure, Variant, block_locator, compare, compare_pieces
 from ._common import describe_problem, problem, unpack
 
 NUMBER = 8
@@ -81,7 +81,8 @@ def _cases(seeded, **space):
     return Cases(seeded=seeded, space={**_SPACE, **space}, build=_case, describe=_describe)
 
 
-def _sweep(blocks, damping, g=None, *, cost_to_go=True, s_in_qxx=True, eps=True, schur=True, qx_sign=-1.0):
+def _sweep(blocks, damping, g=None, *, cost_to_go=True, s_in_qxx=True, eps=True, schur=True, schur_sign=1.0,
+           qx_sign=-1.0):
     """The Riccati sweep with ingredients switchable; returns (pivots, x or None)."""
     L = len(blocks)
     S = np.zeros((blocks[-1].Jz.shape[0],) * 2)
@@ -102,7 +103,7 @@ def _sweep(blocks, damping, g=None, *, cost_to_go=True, s_in_qxx=True, eps=True,
             qx = qx_sign * gs[l - 1] + blk.Jx.T @ s
             ks[l - 1] = -np.linalg.solve(Qxx, qx)
             s = blk.Jz.T @ s + Qxz.T @ ks[l - 1]
-        S = Qzz + (Qxz.T @ K if schur else 0.0)
+        S = Qzz + (schur_sign * Qxz.T @ K if schur else 0.0)
         S = 0.5 * (S + S.T)
     if gs is None:
         return pivots, None
@@ -120,12 +121,10 @@ NO_S = ("Qxx misses the cost-to-go: Qxx = Hxx_l + εI + Jx_lᵀ S_l Jx_l, where 
 NO_EPS = "the damping is missing: Qxx = Hxx_l + εI + Jx_lᵀ S_l Jx_l"
 NO_SCHUR = ("S_{l-1} misses the elimination of x_l: S_{l-1} = Qzz + Qxzᵀ K_l (the Schur complement), "
             "with K_l = -Qxx⁻¹ Qxz")
+SCHUR_SIGN = ("sign of the Schur complement: S_{l-1} = Qzz + Qxzᵀ K_l, a plus, since K_l = -Qxx⁻¹ Qxz already "
+              "carries the minus (S_{l-1} = Qzz - Qxzᵀ Qxx⁻¹ Qxz)")
 QX_SIGN = ("your x is -(H + εI)⁻¹ g: the linear term of the cost is -gᵀx, so qx = -g_l + Jx_lᵀ s_l "
            "and k_l = -Qxx⁻¹ qx")
-
-
-def _stack(pivots):
-    return np.concatenate([np.asarray(Q, dtype=float).ravel() for Q in pivots])
 
 
 def check_pivots(student, c):
@@ -139,25 +138,21 @@ def check_pivots(student, c):
         if np.shape(Q) != ref.shape:
             raise CheckFailure(f"Qxx of layer {l} has shape {np.shape(Q)}, expected {ref.shape}",
                                hint="Qxx of layer l is p_l × p_l; the list runs l = 1..L (index l - 1)")
-    # The sweep runs from layer L down, so the highest wrong layer is where the error starts.
-    bad = [l for l, (Q, ref) in enumerate(zip(got, c.pivots), 1)
-           if not np.allclose(np.asarray(Q, dtype=float), ref, rtol=0, atol=1e-8 * max(1.0, np.abs(ref).max()))]
-    wrong = max(bad) if bad else None
-    try:
-        compare("the pivots Qxx (all layers, stacked)", _stack(got), _stack(c.pivots), rtol=1e-8, variants=[
-            Variant(NO_S, lambda: _stack(_sweep(c.blocks, c.damping, cost_to_go=False)[0])),
-            Variant(NO_S, lambda: _stack(_sweep(c.blocks, c.damping, s_in_qxx=False)[0])),
-            Variant(NO_EPS, lambda: _stack(_sweep(c.blocks, c.damping, eps=False)[0])),
-            Variant(NO_SCHUR, lambda: _stack(_sweep(c.blocks, c.damping, schur=False)[0])),
-        ])
-    except CheckFailure as failure:
-        if wrong is not None:
-            right = "" if wrong == L else (f" (layer {L} is right)" if wrong == L - 1 else
-                                           f" (layers {wrong + 1}..{L} are right)")
-            failure.message = f"Qxx of layer {wrong} is wrong{right}"
-            failure.expected = str(np.round(c.pivots[wrong - 1], 8))
-            failure.actual = str(np.round(np.asarray(got[wrong - 1], dtype=float), 8))
-        raise
+
+    def message(k, right):
+        # The sweep runs from layer L down, so the highest wrong layer is where the error starts.
+        l = k + 1
+        return f"Qxx of layer {l} is wrong" + ("" if l == L else f" (layer {L} is right)" if l == L - 1 else
+                                               f" (layers {l + 1}..{L} are right)")
+
+    compare_pieces([f"Qxx of layer {l}" for l in range(1, L + 1)], got, c.pivots, rtol=1e-8, last_first=True,
+                   message=message, variants=[
+                       Variant(NO_S, lambda: _sweep(c.blocks, c.damping, cost_to_go=False)[0]),
+                       Variant(NO_S, lambda: _sweep(c.blocks, c.damping, s_in_qxx=False)[0]),
+                       Variant(NO_EPS, lambda: _sweep(c.blocks, c.damping, eps=False)[0]),
+                       Variant(NO_SCHUR, lambda: _sweep(c.blocks, c.damping, schur=False)[0]),
+                       Variant(SCHUR_SIGN, lambda: _sweep(c.blocks, c.damping, schur_sign=-1.0)[0]),
+                   ])
 
 
 def check_solve(student, c):
@@ -168,8 +163,10 @@ def check_solve(student, c):
         Variant(NO_S, lambda: _sweep(c.blocks, c.damping, c.g, s_in_qxx=False)[1]),
         Variant(NO_EPS, lambda: _sweep(c.blocks, c.damping, c.g, eps=False)[1]),
         Variant(NO_SCHUR, lambda: _sweep(c.blocks, c.damping, c.g, schur=False)[1]),
+        Variant(SCHUR_SIGN, lambda: _sweep(c.blocks, c.damping, c.g, schur_sign=-1.0)[1]),
     ], hint="x must solve (H + εI) x = g: check the backward sweep's s_l and k_l, then the forward roll-out "
-       "x_l = k_l + K_l t_{l-1}, t_l = Jz_l t_{l-1} + Jx_l x_l")
+       "x_l = k_l + K_l t_{l-1}, t_l = Jz_l t_{l-1} + Jx_l x_l",
+       locate=block_locator([blk.Jx.shape[1] for blk in c.blocks], "x_l of layer"))
 
 
 def check_inertia(student, c):

@@ -86,7 +86,8 @@ def _point(student, layer, c):
     init = getattr(layer, "init", None)
     if callable(init):
         x = np.asarray(student.invoke("layer.init", init, np.random.default_rng(c.seed + 100)), dtype=float)
-        expect(x.shape == (layer.n_params,), f"layer.init returned shape {x.shape}, expected ({layer.n_params},)")
+        expect(x.shape == (layer.n_params,), f"layer.init returned shape {x.shape}, expected ({layer.n_params},)",
+               hint="init returns all the layer's parameters as one flat vector of n_params entries")
     else:
         x = rng.uniform(-1.0, 1.0, layer.n_params)
     a_in, a_out = c.batch * layer.n_in, c.batch * layer.n_out
@@ -145,7 +146,8 @@ def check_forward(student, c):
     out = np.asarray(fwd(p.x, p.z), dtype=float)
     expect(out.shape == (c.batch * layer.n_out,), f"forward returned shape {out.shape}, expected "
            f"({c.batch * layer.n_out},) = (B n_out,)", hint="activations are flat, sample-major vectors")
-    expect(bool(np.all(np.isfinite(out))), "forward returned NaN or inf")
+    expect(bool(np.all(np.isfinite(out))), "forward returned NaN or inf",
+           hint="look for an overflow (exp of a large number), a division by zero or the log of a number <= 0")
     expect(bool(np.array_equal(out, np.asarray(fwd(p.x, p.z), dtype=float))),
            "forward gives different results for the same input", hint="a layer must be deterministic")
     z2 = p.z.copy()
