@@ -17,13 +17,13 @@ the very cost the structured solvers avoid.
 
 from __future__ import annotations
 
-from itertools import accumulate
-
 from .backend import get_backend, xp
-from .curvature import Curvature
 from .factorization import Factorization, check_pivot
+from .finite import check_finite, largest, overflow_cause
+from .layout import BlockLayout
+from .point import LayerBlocks, Point
 
-__all__ = ["hessian", "hessian_from_blocks", "DenseFactorization"]
+__all__ = ["hessian", "dense_hessian", "hessian_from_blocks", "DenseFactorization"]
 
 
 def hessian(net, params, X, y):
@@ -43,14 +43,34 @@ def hessian(net, params, X, y):
         Symmetric up to rounding, in the flat parameter layout; of the
         active backend, in the parameters' dtype.
     """
-    return Curvature(net, params, X, y).hessian()
+    return dense_hessian(Point(net, params, X, y))
 
 
-def hessian_from_blocks(blocks):
+def dense_hessian(point):
+    """The dense Hessian at a :class:`~hessinv_ref.point.Point`, from its
+    cached blocks (:func:`hessian_from_blocks`), shape (P, P).
+
+    Raises :class:`~hessinv_ref.finite.NonFiniteError` if the assembly
+    overflows, even from finite blocks (the products
+    :math:`T_{l-1}^T H_{zz,l} T_{l-1}` can)."""
+    blocks = point.blocks
+    H = hessian_from_blocks(blocks, point.layout)
+
+    def cause():
+        mags = [(f"the blocks {name}", max(largest(getattr(blk, name)) for blk in blocks), "rescale X or the parameters")
+                for name in LayerBlocks._fields]
+        return overflow_cause(point.dtype, mags, "the dense Hessian's assembly")
+
+    return check_finite("dense Hessian", H, cause=cause)
+
+
+def hessian_from_blocks(blocks, layout=None):
     """Assemble the dense Hessian from per-layer :class:`LayerBlocks`
-    (shape (P, P), in the blocks' dtype, on their device)."""
-    off = tuple(accumulate((blk.Jx.shape[1] for blk in blocks), initial=0))
-    P = off[-1]
+    (shape (P, P), in the blocks' dtype, on their device); ``layout``, a
+    :class:`~hessinv_ref.layout.BlockLayout`, is read from the blocks'
+    shapes when not given."""
+    layout = BlockLayout.of_blocks(blocks) if layout is None else layout
+    off, P = layout.x_offsets, layout.P
     dtype, device = blocks[0].Hxx.dtype, blocks[0].Hxx.device
     H = xp.zeros((P, P), dtype=dtype, device=device)
     T = xp.zeros((blocks[0].Jz.shape[1], P), dtype=dtype, device=device)  # T_0 = ∂z_0/∂x = 0
@@ -87,7 +107,7 @@ class DenseFactorization(Factorization):
     def __init__(self, curvature, damping):
         super().__init__(curvature, damping)
         be = get_backend()
-        H = curvature.hessian()
+        H = dense_hessian(curvature)
         self.A = H + self.damping * be.xp.eye(self.P, dtype=H.dtype, device=H.device)
         # rcond is 0 for an exactly zero pivot of U (check_pivot then raises)
         self._lu = be.lu(self.A)

@@ -46,62 +46,10 @@ from __future__ import annotations
 
 import functools
 
-from .backend import get_backend
 from .curvature import Curvature, check_network
+from .solvers.registry import DEFAULT_METHOD, METHODS, default_method, factorize_curvature
 
 __all__ = ["METHODS", "DEFAULT_METHOD", "default_method", "factorize", "solve", "factorize_curvature"]
-
-METHODS = ("riccati", "banded", "ldu", "dense", "cg", "minres")
-
-DEFAULT_METHOD = "banded"
-"""The default route on the NumPy backend (see :func:`default_method`)."""
-
-
-def default_method():
-    """The route ``method=None`` means on the active backend: ``"banded"``
-    (:data:`DEFAULT_METHOD`) on NumPy, ``"riccati"`` elsewhere (the banded
-    LU needs LAPACK's band routines, which only the NumPy backend has)."""
-    return DEFAULT_METHOD if get_backend().name == "numpy" else "riccati"
-
-
-def factorize_curvature(curvature, damping, method=None, **options):
-    """Factor :math:`H + εI` at a :class:`~hessinv_ref.curvature.Curvature`.
-
-    ``method`` is one of :data:`METHODS`, or ``None`` for
-    :func:`default_method`.  ``options`` go to the Krylov routes only
-    (``rtol``, ``maxiter``: see
-    :class:`~hessinv_ref.solvers.krylov.KrylovSolver`); an option the route
-    does not take raises ``TypeError`` naming it and the route's options.
-    """
-    from .dense import DenseFactorization
-    from .solvers import BandedFactorization, KrylovSolver, LDUFactorization, RiccatiFactorization
-    from .solvers.krylov import OPTIONS as KRYLOV_OPTIONS
-
-    if method is None:
-        method = default_method()
-    if not isinstance(method, str) or method not in METHODS:
-        raise ValueError(f"method: expected one of {list(METHODS)}, got {method!r}")
-    if method in ("cg", "minres"):
-        unknown = sorted(set(options) - set(KRYLOV_OPTIONS))
-        if unknown:
-            raise TypeError(
-                f"method {method!r}: unknown option{'s' if len(unknown) > 1 else ''} "
-                f"{', '.join(map(repr, unknown))}; the options of {method!r} are {list(KRYLOV_OPTIONS)}"
-            )
-        return KrylovSolver(curvature, damping, method=method, **options)
-    if options:
-        raise TypeError(
-            f"method {method!r} takes no options, got {', '.join(map(repr, sorted(options)))}; "
-            f"{list(KRYLOV_OPTIONS)} are options of the Krylov routes 'cg' and 'minres' only"
-        )
-    routes = {
-        "riccati": RiccatiFactorization,
-        "banded": BandedFactorization,
-        "ldu": LDUFactorization,
-        "dense": DenseFactorization,
-    }
-    return routes[method](curvature, damping)
-
 
 def _keyword_only_damping(n_positional):
     """Make a function whose ``damping`` is keyword-only say so when it is

@@ -42,13 +42,14 @@ changes silently:
 
 from __future__ import annotations
 
-import itertools
 import math
 import numbers
 
 from .backend import check_dtype, from_numpy, get_backend, to_numpy, xp
 from .finite import NonFiniteError, first_non_finite, layer_magnitudes, overflow_cause
 from .layers import Layer
+from .layout import BlockLayout
+from .point import Point
 
 __all__ = ["Network"]
 
@@ -201,6 +202,7 @@ class Network:
                     f"but layers[{l - 1}] ({prev!r}) has output width {prev.n_out}"
                 )
         self.layers = tuple(layers)
+        self._param_layout = None  # made on first use by layout()
 
     # -- sizes ------------------------------------------------------------------
 
@@ -244,8 +246,19 @@ class Network:
 
     def offsets(self):
         """Start of each layer's block in ``theta``, length ``L + 1``: a
-        tuple of Python ints (bookkeeping, not an array)."""
-        return tuple(itertools.accumulate(self.param_sizes, initial=0))
+        tuple of Python ints (bookkeeping, not an array); the
+        ``x_offsets`` of :meth:`layout`."""
+        return self.layout().x_offsets
+
+    def layout(self, batch=None):
+        """The chain's :class:`~hessinv_ref.layout.BlockLayout`: parameter
+        blocks ``p_l`` and, for a batch size, activation blocks ``a_l``
+        (``batch=None``: the parameters only)."""
+        if batch is None:
+            if self._param_layout is None:
+                self._param_layout = BlockLayout(self.param_sizes)
+            return self._param_layout
+        return BlockLayout(self.param_sizes, self.activation_sizes(batch))
 
     def __repr__(self):
         inner = ",\n    ".join(repr(layer) for layer in self.layers)
@@ -468,6 +481,4 @@ class Network:
     def gradient(self, params, X, y):
         r"""Backprop: :math:`b_L = 1,\ b_{l-1} = b_l J_{z,l}`,
         :math:`g_l = b_l J_{x,l}`; returns ``g`` of shape (P,)."""
-        from .curvature import Curvature
-
-        return Curvature(self, params, X, y).gradient()
+        return Point(self, params, X, y).gradient()

@@ -22,16 +22,10 @@ Index spaces (``L`` layers, ``a_l`` activation sizes, ``p_l`` parameter sizes):
 from __future__ import annotations
 
 from functools import cached_property
-from itertools import accumulate
-
 from .backend import BackendNotSupportedError, get_backend
+from .layout import BlockLayout
 
 __all__ = ["HessianPolynomial"]
-
-
-def _offsets(sizes):
-    """``(0, s_1, s_1 + s_2, ...)``: block boundaries as Python ints."""
-    return tuple(accumulate(sizes, initial=0))
 
 
 def _sparse():
@@ -55,7 +49,10 @@ class HessianPolynomial:
     ----------
     blocks : sequence of LayerBlocks
         ``blocks[l - 1]`` holds layer ``l``'s ``Jz, Jx, Hxx, Hxz, Hzz``
-        (see :class:`hessinv_ref.curvature.LayerBlocks`).
+        (see :class:`hessinv_ref.point.LayerBlocks`).
+    layout : BlockLayout, optional
+        The chain's block sizes (a point's ``layout``); read from the
+        blocks' shapes when not given.
 
     Attributes
     ----------
@@ -80,15 +77,15 @@ class HessianPolynomial:
     on every backend.
     """
 
-    def __init__(self, blocks):
+    def __init__(self, blocks, layout=None):
         self.blocks = tuple(blocks)
-        self.L = len(self.blocks)
+        self.layout = BlockLayout.of_blocks(self.blocks) if layout is None else layout
+        self.L = self.layout.L
         self.dtype = self.blocks[0].Hxx.dtype
-        self.p = tuple(blk.Jx.shape[1] for blk in self.blocks)
-        self.a = (self.blocks[0].Jz.shape[1],) + tuple(blk.Jz.shape[0] for blk in self.blocks)
-        self.x_offsets = _offsets(self.p)
-        self.t_offsets = _offsets(self.a[1:])
-        self.in_offsets = _offsets(self.a[:-1])
+        self.p, self.a = self.layout.p, self.layout.a
+        self.x_offsets = self.layout.x_offsets
+        self.t_offsets = self.layout.t_offsets
+        self.in_offsets = self.layout.in_offsets
 
     @property
     def P(self):

@@ -18,10 +18,13 @@ array backend, in the working precision (the parameters' dtype).
 from __future__ import annotations
 
 from .backend import xp
-from .curvature import Curvature
+from .factorization import check_damping
+from .point import Point
+from .polynomial import HessianPolynomial
 from .finite import NonFiniteError, first_non_finite, largest, overflow_cause
 
-__all__ = ["hvp", "rop_hvp_cached", "polynomial_hvp", "check_product"]
+__all__ = ["hvp", "rop_hvp_cached", "polynomial_hvp", "check_product", "damped_hvp", "norm_estimate",
+           "damped_operator"]
 
 
 def hvp(net, params, X, y, v):
@@ -63,11 +66,12 @@ def hvp(net, params, X, y, v):
     >>> np.allclose(hvp(net, params, X, y, v), hessian(net, params, X, y) @ v)
     True
     """
-    return rop_hvp_cached(Curvature(net, params, X, y), v)
+    return rop_hvp_cached(Point(net, params, X, y), v)
 
 
 def rop_hvp_cached(curv, v):
-    """:func:`hvp` on a :class:`~hessinv_ref.curvature.Curvature`'s cached passes."""
+    """:func:`hvp` on the cached passes of a :class:`~hessinv_ref.point.Point`
+    (or a :class:`~hessinv_ref.curvature.Curvature`)."""
     v = curv.net.check_vector("v", v, dtype=curv.dtype)
     if v.ndim == 2:
         if v.shape[1] == 0:  # no columns: nothing to stack
@@ -120,6 +124,46 @@ def polynomial_hvp(net, params, X, y, v):
     with the explicit per-layer blocks and block substitution for ``M``.
     Same arguments and result as :func:`hvp`.
     """
-    curv = Curvature(net, params, X, y)
+    curv = Point(net, params, X, y)
     v = net.check_vector("v", v, dtype=curv.dtype)
-    return check_product(curv, "polynomial_hvp result", v, curv.polynomial().matvec(v))
+    poly = HessianPolynomial(curv.blocks, curv.layout)
+    return check_product(curv, "polynomial_hvp result", v, poly.matvec(v))
+
+
+# -- H + εI as a linear map --------------------------------------------------
+
+
+def damped_hvp(curv, damping):
+    """The map ``v -> (H + εI) v`` by the R-operator, for (P,) or (P, k) ``v``.
+
+    For a ``LinearOperator`` and the norm estimator: their own iterates
+    may come in another floating dtype (SciPy's estimator starts from
+    float64 vectors), so ``v`` is taken to the working dtype here, as a
+    ``LinearOperator`` of that dtype does."""
+    eps = check_damping(damping)
+
+    def apply(v):
+        v = curv.backend.asarray(v, "v")
+        if v.dtype != curv.dtype:
+            v = xp.astype(v, curv.dtype)
+        return rop_hvp_cached(curv, v) + eps * v
+
+    return apply
+
+
+def norm_estimate(curv, damping=0.0):
+    r"""An estimate of :math:`\|H + εI\|_1` from a few R-operator products
+    (the backend's ``onenormest``: SciPy's on NumPy, Hager's algorithm
+    elsewhere; exact for small ``P``), cached on the point per damping, so
+    routes compared at one point share it.  A float."""
+    eps = check_damping(damping)
+    if eps not in curv._norm1:
+        curv._norm1[eps] = float(curv.backend.onenormest(damped_hvp(curv, eps), curv.P, curv.dtype))
+    return curv._norm1[eps]
+
+
+def damped_operator(curv, damping=0.0):
+    """A ``LinearOperator`` for :math:`H + εI` by the R-operator (the
+    backend's: SciPy's on NumPy, ``cupyx``'s on CuPy; other backends
+    raise :class:`~hessinv_ref.backend.BackendNotSupportedError`)."""
+    return curv.backend.linear_operator((curv.P, curv.P), damped_hvp(curv, damping), curv.dtype)

@@ -79,9 +79,13 @@ def test_overflow_cause_tells_large_from_moderate_inputs():
 
 @pytest.fixture(scope="module")
 def huge_problem():
-    # gelu'' = φ(u)(2 - u²): at u ~ 1e155, u² = inf and φ(u) = 0, so 0 * inf
-    net, params, X, y = random_problem(3, 3, 2, activation="gelu", seed=1)
-    return net, params, X * HUGE, y
+    # A squared-error head alone: its weight block Hxx = Σ_i Λ ⊗ z_0 z_0ᵀ,
+    # with Λ = I/B whatever the input, genuinely overflows for z_0 ~ 1e155
+    # (z_0 z_0ᵀ ~ 1e310).  The weights scaled by 1e-12 keep the forward
+    # pass finite: outputs ~ 1e143 and the loss ~ 1e286.
+    net, params, X, y = random_problem(1, 3, 2, head="mse", seed=1)
+    theta = net.flatten(params) * 1e-12
+    return net, theta, X * (HUGE / float(xp.max(xp.abs(X)))), y
 
 
 @pytest.mark.parametrize("fast", [True, False])
@@ -135,7 +139,7 @@ def test_dense_hessian_assembly_is_checked(monkeypatch):
     import hessinv_ref.dense as dense
 
     curv = Curvature(*random_problem(2, 2, 2, seed=3))
-    monkeypatch.setattr(dense, "hessian_from_blocks", lambda blocks: xp.full((curv.P, curv.P), math.inf))
+    monkeypatch.setattr(dense, "hessian_from_blocks", lambda blocks, layout=None: xp.full((curv.P, curv.P), math.inf))
     with pytest.raises(NonFiniteError, match=r"^dense Hessian is not finite .*the dense Hessian's assembly"):
         curv.hessian()
 
@@ -143,15 +147,16 @@ def test_dense_hessian_assembly_is_checked(monkeypatch):
 # -- the R-operator's result -----------------------------------------------------------
 
 
-def test_hvp_that_overflows_is_named():
-    # gelu's derivatives of a pre-activation ~1e155 overflow in the R-operator
-    net, params, X, y = random_problem(3, 3, 2, activation="gelu", seed=1)
+def test_hvp_that_overflows_is_named(huge_problem):
+    # the R-operator's weight product (Λ t_1) z_0ᵀ, with t_1 = v_W z_0: of
+    # the size of z_0², it overflows although the blocks are never formed
+    net, theta, X, y = huge_problem
     v = B(np.ones(net.n_params))
     with pytest.raises(NonFiniteError, match=r"^hvp result of layer 1 is not finite .*" + OVERFLOW_OF_X):
-        hvp(net, params, X * HUGE, y, v)
+        hvp(net, theta, X, y, v)
     with pytest.raises(NonFiniteError, match="hvp result"):
-        Curvature(net, params, X * HUGE, y).hvp(B(np.ones((net.n_params, 2))))
-    np.testing.assert_array_equal(np.isfinite(N(hvp(net, params, X, y, v))), True)
+        Curvature(net, theta, X, y).hvp(B(np.ones((net.n_params, 2))))
+    np.testing.assert_array_equal(np.isfinite(N(hvp(net, theta, X * 1e-150, y, v))), True)
 
 
 # -- forward and backward passes -------------------------------------------------------
