@@ -45,6 +45,9 @@ class Curvature(Point):
     y : array
         Integer labels (B,) for a softmax head, targets (B, n_out) for a
         squared-error head.
+    path : {"fast", "reference"}, optional
+        The implementation of the passes and blocks (see
+        :class:`~hessinv_ref.point.Point`).
     """
 
     def hvp(self, v):

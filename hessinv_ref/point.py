@@ -32,7 +32,13 @@ from .backend import get_backend, xp
 from .finite import NonFiniteError, first_non_finite, layer_magnitudes, overflow_cause
 from .layout import BlockLayout
 
-__all__ = ["Point", "LayerBlocks", "check_network"]
+__all__ = ["Point", "LayerBlocks", "PATHS", "check_network"]
+
+PATHS = ("fast", "reference")
+"""The two implementations of the passes and the blocks (``path=``): ``"fast"``
+takes each run of identical layers in one vectorised call (the default);
+``"reference"`` goes layer by layer through the textbook protocol
+(``forward``, ``vjp``, ``jacobians``, ``curvature``).  They agree to rounding."""
 
 
 def check_network(net):
@@ -79,12 +85,18 @@ class Point:
     y : array
         Integer labels (B,) for a softmax head, targets (B, n_out) for a
         squared-error head.
+    path : {"fast", "reference"}, optional
+        Which implementation computes the passes and the blocks
+        (:data:`PATHS`): the vectorised runs (default) or the textbook
+        layer-by-layer protocol, kept beside it to check it against.
 
     All arrays must belong to the active backend (see
     :mod:`hessinv_ref.network` for the validation and dtype rules).
 
     Attributes
     ----------
+    path : str
+        The ``path`` it was built with.
     z : list of array
         Activations ``z_0..z_L``, flat, ``z[l]`` of shape (a_l,).
     b : list of array
@@ -101,7 +113,10 @@ class Point:
         read by every algorithm that cuts a vector into layers.
     """
 
-    def __init__(self, net, params, X, y):
+    def __init__(self, net, params, X, y, *, path="fast"):
+        if path not in PATHS:
+            raise ValueError(f"path: expected one of {list(PATHS)}, got {path!r}")
+        self.path = path
         self.net = check_network(net)
         self.backend = get_backend()
         # cached arrays are handed out read-only where the library can (NumPy)
@@ -123,16 +138,14 @@ class Point:
 
     # -- the two passes -----------------------------------------------------
 
-    fast_passes = True
-    """Run the forward and backward passes through each run of identical
-    layers with the layers' ``forward_run``/``vjp_run`` (the default), or
-    always layer by layer through ``forward``/``vjp`` (``False``)."""
+    # path="fast": each run of identical layers through the layers'
+    # forward_run/vjp_run; path="reference": layer by layer through forward/vjp
 
     def _forward(self, z0):
-        return self._forward_fast(z0) if self.fast_passes else self._forward_plain(z0)
+        return self._forward_fast(z0) if self.path == "fast" else self._forward_plain(z0)
 
     def _backward(self):
-        return self._backward_fast() if self.fast_passes else self._backward_plain()
+        return self._backward_fast() if self.path == "fast" else self._backward_plain()
 
     def _one(self):
         """:math:`b_L = ∂z_L/∂z_L = [1]` in the working dtype."""
@@ -258,11 +271,9 @@ class Point:
 
     # -- explicit blocks ------------------------------------------------------
 
-    fast_blocks = True
-    """Build the blocks with the layers' vectorised ``stacked_blocks`` where
-    they have one (the default), or always with the explicit
-    ``jacobians``/``curvature`` (``False``).  Both give the same blocks to
-    rounding; ``tests/test_fast_paths.py`` checks it."""
+    # path="fast": the layers' vectorised stacked_blocks where they have one;
+    # path="reference": every layer's explicit jacobians and curvature.  Both
+    # give the same blocks to rounding (tests/test_fast_paths.py checks it).
 
     @property
     def blocks(self):
@@ -271,7 +282,7 @@ class Point:
         Computed on first access and cached (read-only arrays).
         """
         if self._blocks is None:
-            self._blocks = self._blocks_fast() if self.fast_blocks else self._blocks_plain()
+            self._blocks = self._blocks_fast() if self.path == "fast" else self._blocks_plain()
         return self._blocks
 
     def _blocks_plain(self):

@@ -27,11 +27,9 @@ from hessinv_ref.testing import random_problem
 EPS = np.finfo(float).eps
 
 
-class PlainCurvature(Curvature):
+def PlainCurvature(*problem):
     """The textbook route for the passes and the blocks."""
-
-    fast_passes = False
-    fast_blocks = False
+    return Curvature(*problem, path="reference")
 
 
 class PlainRiccati(RiccatiFactorization):
