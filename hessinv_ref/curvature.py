@@ -2,7 +2,7 @@ r"""The per-point object: one forward and one backward pass, cached.
 
 :class:`Curvature` fixes a point ``(params, X, y)``.  It runs the forward pass
 (activations :math:`z_0..z_L`) and the backward pass (backprop vectors
-:math:`b_1..b_L`, ``math.md`` §2) once, and computes the explicit per-layer
+:math:`b_1..b_L`, :ref:`notation §2 <notation-2>`) once, and computes the explicit per-layer
 blocks :math:`(J_z, J_x, H_{xx}, H_{xz}, H_{zz})` once, on first use.  The
 Hessian-vector product, the polynomial form, the dense oracle and every
 inverse solver then reuse them; refactoring for a new damping ``ε`` costs no
@@ -24,7 +24,7 @@ __all__ = ["Curvature", "LayerBlocks"]
 
 
 class LayerBlocks(NamedTuple):
-    """The explicit blocks of one layer ``l`` (``math.md`` §2-§3).
+    """The explicit blocks of one layer ``l`` (:ref:`notation §2 <notation-2>`-:ref:`§3 <notation-3>`).
 
     Attributes
     ----------
@@ -272,7 +272,7 @@ class Curvature:
         return rop_hvp_cached(self, v)
 
     def polynomial(self):
-        """The structured matrices of ``math.md`` §4; see
+        """The structured matrices of :ref:`notation §4 <notation-4>`; see
         :class:`hessinv_ref.polynomial.HessianPolynomial`."""
         from .polynomial import HessianPolynomial
 
