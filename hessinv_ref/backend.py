@@ -87,7 +87,10 @@ __all__ = [
 ]
 
 BACKENDS = ("numpy", "cupy", "array_api_strict")
-"""The names :func:`set_backend` accepts."""
+"""The names :func:`set_backend` accepts: ``"numpy"`` (the default),
+``"cupy"`` (GPUs; needs the ``gpu`` extra) and ``"array_api_strict"`` (the
+strict Array API namespace on the CPU, which checks that the core uses
+nothing outside the standard)."""
 
 ENV_VAR = "HESSINV_REF_BACKEND"
 """Environment variable read once at import: the starting backend."""

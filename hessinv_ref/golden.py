@@ -78,7 +78,10 @@ __all__ = [
 ]
 
 FORMAT = "hessinv_ref golden vectors"
+"""The ``format`` entry of every golden JSON file; :func:`load` refuses other files."""
 FORMAT_VERSION = 1
+"""The ``format_version`` entry, incremented whenever the layout of the files
+changes; :func:`load` refuses other versions."""
 EPS = float(np.finfo(np.float64).eps)
 
 DENSE_LIMIT = 400

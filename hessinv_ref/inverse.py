@@ -50,9 +50,16 @@ from .curvature import Curvature
 __all__ = ["METHODS", "DEFAULT_METHOD", "default_method", "factorize", "solve", "factorize_curvature"]
 
 METHODS = ("riccati", "banded", "ldu", "dense", "cg", "minres")
+"""Every accepted value of ``method=`` (besides ``None``, the default): the exact
+routes ``"riccati"``, ``"banded"``, ``"ldu"`` and ``"dense"``, and the Krylov
+baselines ``"cg"`` and ``"minres"``, which stop at a residual tolerance.  The table
+in the module notes, and the documentation's page on the routes
+(``docs/api/methods.md``), say what each computes and costs."""
 
 DEFAULT_METHOD = "banded"
-"""The default route on the NumPy backend (see :func:`default_method`)."""
+"""The route ``method=None`` means on the NumPy backend: banded LU with partial
+pivoting of the pivoted lifted system, the most robust exact route.  Other
+backends, which lack LAPACK's band LU, use ``"riccati"`` (see :func:`default_method`)."""
 
 
 def default_method():
@@ -131,6 +138,10 @@ def solve(net, params, X, y, g, *, damping, method=None, **options):
         :math:`ε \ge 0`.
     method : str or None
         One of :data:`METHODS`; ``None`` for :func:`default_method`.
+    **options
+        ``rtol`` and ``maxiter`` for ``"cg"`` and ``"minres"`` (see
+        :class:`~hessinv_ref.solvers.krylov.KrylovSolver`); the exact routes
+        take none and raise ``TypeError`` when given one.
 
     Returns
     -------

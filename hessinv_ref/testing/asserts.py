@@ -79,6 +79,7 @@ __all__ = [
 ]
 
 EPS = float(np.finfo(np.float64).eps)
+"""The ``float64`` machine epsilon, :math:`2^{-52}`: the unit of the default tolerances."""
 
 C_TOL = 100.0
 """Safety factor of the default tolerances (see the module notes)."""
