@@ -247,7 +247,18 @@ def _add_download_links(app, docname, source):
                        flags=re.MULTILINE)
 
 
+def _skip_namedtuple_fields(app, what, name, obj, skip, options):
+    """Leave out the "Alias for field number N" entries that autodoc makes for
+    the fields of a ``NamedTuple``: the class's own Attributes section
+    documents them, with their shapes."""
+    if (obj.__class__.__name__ == "_tuplegetter"
+            and (getattr(obj, "__doc__", "") or "").startswith("Alias for field number")):
+        return True
+    return None
+
+
 def setup(app):
+    app.connect("autodoc-skip-member", _skip_namedtuple_fields)
     app.connect("config-inited", _copy_tutorials)
     app.connect("builder-inited", _check_api_page)
     app.connect("source-read", _add_download_links)

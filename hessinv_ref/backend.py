@@ -672,6 +672,9 @@ class _ActiveNamespace:
 
 
 xp = _ActiveNamespace()
+"""The active backend's array namespace, looked up at each use: ``xp.zeros`` or
+``xp.linalg.solve`` are NumPy's, CuPy's or ``array_api_strict``'s as
+:func:`set_backend` last chose.  The core modules compute through it."""
 
 
 # -- moving data --------------------------------------------------------------------
