@@ -2,7 +2,8 @@
 deep chains in time linear in depth, on NumPy by default and on CuPy (or
 any backend of :mod:`hessinv_ref.backend`) after ``set_backend``.
 
-See ``math.md`` in the design notes and the documentation for the notation.
+Docstrings use the notation of the documentation's notation page,
+``docs/theory/notation.md``, and cite its sections as "notation §N".
 """
 
 from .activations import ACTIVATIONS, Activation, get_activation

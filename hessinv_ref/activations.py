@@ -219,7 +219,10 @@ ACTIVATIONS = {
     cls.name: cls()
     for cls in (Identity, Tanh, Sigmoid, Softplus, GELU, SiLU, ReLU)
 }
-"""Built-in activations by name."""
+"""The built-in activations by name, each an :class:`Activation` instance:
+``"identity"``, ``"tanh"``, ``"sigmoid"``, ``"softplus"``, ``"gelu"``, ``"silu"``
+and ``"relu"`` (whose second derivative is zero almost everywhere).  A layer's
+``activation="..."`` is looked up here by :func:`get_activation`."""
 
 
 def get_activation(activation):

@@ -232,7 +232,7 @@ def _problem(depth, width, batch, classes, scale, seed):
 
 def riccati_flops(blocks, n_rhs=1):
     r"""Flops of one Riccati factorization and ``n_rhs`` solves, counted from
-    the block sizes (``math.md`` §6), per layer with
+    the block sizes (:ref:`notation §6 <notation-6>`), per layer with
     :math:`p = p_l, a = a_l, c = a_{l-1}`:
 
     .. math::

@@ -1,7 +1,7 @@
 r"""The dense oracle: the full ``P × P`` Hessian, assembled exactly.
 
 Everything structured in this library is checked against this module.  The
-assembly follows ``math.md`` §4 one layer at a time: with
+assembly follows :ref:`notation §4 <notation-4>` one layer at a time: with
 :math:`T_l = ∂z_l/∂x` (shape ``a_l × P``), the R-forward recursion on
 matrices :math:`T_l = J_{z,l} T_{l-1} + J_{x,l} E_l` (:math:`E_l` selects
 block ``l``, :math:`T_0 = 0`) gives

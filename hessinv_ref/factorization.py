@@ -198,8 +198,9 @@ class Factorization:
         :math:`K'` (``ldu``), the whole :math:`K'` (``banded``) or the whole
         :math:`H + εI` (``dense``), so values are comparable only within a
         route.  For ``ldu`` and ``banded`` the forward error stays within about
-        :math:`16\, ε_{mach} \max(κ(H + εI), \text{pivot\_condition})` in the
-        test suite.  For ``riccati`` on an indefinite :math:`H + εI` the
+        :math:`16\, ε_{mach} \max(κ(H + εI), c)` in the
+        test suite, with :math:`c` this ``pivot_condition``.  For ``riccati``
+        on an indefinite :math:`H + εI` the
         pivots' conditions are not the whole story: a pivot much *smaller*
         than :math:`\|H + εI\|` makes large gains :math:`K_l`, and the
         tests bound that case with the element growth :math:`\max_l \|K_l\|`

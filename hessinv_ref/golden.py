@@ -44,7 +44,7 @@ Every array but ``params``, ``X`` and ``y`` is optional in a file written by
 another implementation (``v`` is needed with ``Hv`` or ``inverse_v``,
 ``damping`` with the per-:math:`ε` answers); :func:`verify` checks what is
 there.  The JSON's ``arrays`` entry is optional too; when present it must
-list exactly the arrays of the archive, with their shapes.  Conventions (``math.md`` §8): each layer's parameters are its weight
+list exactly the arrays of the archive, with their shapes.  Conventions (:ref:`notation §8 <notation-8>`): each layer's parameters are its weight
 ``W`` of shape (out, in) row-major, then its bias, in layer order
 (``torch.nn.Linear``'s ``named_parameters()``); cross-entropy is the batch
 mean of :math:`-\log \mathrm{softmax}(u_i)_{y_i}` and squared error the mean
@@ -94,7 +94,10 @@ __all__ = [
 ]
 
 FORMAT = "hessinv_ref golden vectors"
+"""The ``format`` entry of every golden JSON file; :func:`load` refuses other files."""
 FORMAT_VERSION = 1
+"""The ``format_version`` entry, incremented whenever the layout of the files
+changes; :func:`load` refuses other versions."""
 
 DENSE_LIMIT = 400
 """Largest ``P`` for which :func:`export` stores the dense Hessian ``H``."""

@@ -122,7 +122,9 @@ def solve(net, params, X, y, g, *, damping, method=None, **options):
     method : str or None
         One of :data:`METHODS`; ``None`` for :func:`default_method`.
     **options
-        For ``"cg"`` and ``"minres"``, as in :func:`factorize`.
+        ``rtol`` and ``maxiter`` for ``"cg"`` and ``"minres"`` (see
+        :class:`~hessinv_ref.solvers.krylov.KrylovSolver`); the exact routes
+        take none and raise ``TypeError`` when given one.
 
     Returns
     -------

@@ -1,4 +1,4 @@
-r"""A network is a chain of layers ending in a loss head (``math.md`` §1).
+r"""A network is a chain of layers ending in a loss head (:ref:`notation §1 <notation-1>`).
 
 .. math::
 

@@ -2,7 +2,7 @@ r"""One point of a network, as data: the cached passes and the per-layer blocks.
 
 :class:`Point` fixes ``(params, X, y)``.  It runs the forward pass
 (activations :math:`z_0..z_L`) and the backward pass (backprop vectors
-:math:`b_1..b_L`, :doc:`notation </theory/notation>` §2) once, and computes
+:math:`b_1..b_L`, :ref:`notation §2 <notation-2>`) once, and computes
 the explicit per-layer blocks :math:`(J_z, J_x, H_{xx}, H_{xz}, H_{zz})` once,
 on first use.  It knows no algorithm: the Hessian-vector products
 (:mod:`hessinv_ref.rop`), the polynomial form (:mod:`hessinv_ref.polynomial`),
@@ -52,7 +52,7 @@ def check_network(net):
 
 
 class LayerBlocks(NamedTuple):
-    """The explicit blocks of one layer ``l`` (``math.md`` §2-§3).
+    """The explicit blocks of one layer ``l`` (:ref:`notation §2 <notation-2>`-:ref:`§3 <notation-3>`).
 
     Attributes
     ----------

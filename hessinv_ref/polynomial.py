@@ -1,4 +1,4 @@
-r"""The Hessian as a matrix polynomial in :math:`M^{-1}` (``math.md`` §4).
+r"""The Hessian as a matrix polynomial in :math:`M^{-1}` (:ref:`notation §4 <notation-4>`).
 
 .. math::
 

@@ -1,6 +1,6 @@
 r"""Pearlmutter's R-operator: the Hessian-vector product without any matrix.
 
-``math.md`` §4 read as operations on a vector ``v``:
+:ref:`notation §4 <notation-4>` read as operations on a vector ``v``:
 
 .. math::
 
@@ -113,7 +113,7 @@ def _rop_hvp_1(curv, v):
 
 
 def polynomial_hvp(net, params, X, y, v):
-    r"""Hessian-vector product by the matrix polynomial of ``math.md`` §4.
+    r"""Hessian-vector product by the matrix polynomial of :ref:`notation §4 <notation-4>`.
 
     .. math::
 

@@ -118,7 +118,10 @@ __all__ = [
 ]
 
 BACKENDS = ("numpy", "cupy", "array_api_strict")
-"""The names :func:`set_backend` accepts."""
+"""The names :func:`set_backend` accepts: ``"numpy"`` (the default),
+``"cupy"`` (GPUs; needs the ``gpu`` extra) and ``"array_api_strict"`` (the
+strict Array API namespace on the CPU, which checks that the core uses
+nothing outside the standard)."""
 
 ENV_VAR = "HESSINV_REF_BACKEND"
 """Environment variable read once at import: the starting backend."""
@@ -226,6 +229,9 @@ class _ActiveNamespace:
 
 
 xp = _ActiveNamespace()
+"""The active backend's array namespace, looked up at each use: ``xp.zeros`` or
+``xp.linalg.solve`` are NumPy's, CuPy's or ``array_api_strict``'s as
+:func:`set_backend` last chose.  The core modules compute through it."""
 
 
 # -- moving data --------------------------------------------------------------------

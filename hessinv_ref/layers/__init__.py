@@ -1,7 +1,7 @@
 r"""Layers with hand-written first- and second-order derivatives.
 
 Every layer is one link :math:`z_l = f_l(z_{l-1}; x_l)` of the chain in
-``math.md`` §1.  Activations are flat, sample-major vectors: a batch of ``B``
+:ref:`notation §1 <notation-1>`.  Activations are flat, sample-major vectors: a batch of ``B``
 samples of width ``n`` is a vector of length ``a = B n`` (sample ``i``, unit
 ``k`` sits at index ``i n + k``).  A layer's parameters are one flat vector
 ``x`` of length ``p``: the weight ``W`` of shape ``(n_out, n_in)`` row-major,
@@ -22,7 +22,7 @@ A layer has attributes ``n_in``, ``n_out`` (per-sample widths),
                                           (p, p), (p, a_in), (a_in, a_in)
 
 with ``Hxx, Hxz, Hzz`` the second derivatives of the scalar
-:math:`b_{out} \cdot z_{out}` (``math.md`` §3).  Anything that implements it
+:math:`b_{out} \cdot z_{out}` (:ref:`notation §3 <notation-3>`).  Anything that implements it
 works in :class:`~hessinv_ref.network.Network`, in every solver and in
 :func:`hessinv_ref.testing.check_layer`; :class:`LayerProtocol` is that
 protocol as a :class:`typing.Protocol` (the extension point to implement),

@@ -1,5 +1,5 @@
 r"""The lifted system :math:`K`, the pivot :math:`Π` and the block-tridiagonal
-:math:`K' = Π K Π^T` (``math.md`` §5).
+:math:`K' = Π K Π^T` (:ref:`notation §5 <notation-5>`).
 
 Keeping the tangents ``t`` and adjoints ``λ`` of the R-operator as unknowns
 turns :math:`(H + εI) x = g` into a sparse system:

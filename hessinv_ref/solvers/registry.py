@@ -18,9 +18,16 @@ from .riccati import RiccatiFactorization
 __all__ = ["METHODS", "DEFAULT_METHOD", "ROUTES", "default_method", "factorize_curvature"]
 
 METHODS = ("riccati", "banded", "ldu", "dense", "cg", "minres")
+"""Every accepted value of ``method=`` (besides ``None``, the default): the exact
+routes ``"riccati"``, ``"banded"``, ``"ldu"`` and ``"dense"``, and the Krylov
+baselines ``"cg"`` and ``"minres"``, which stop at a residual tolerance.  The table
+in :mod:`hessinv_ref.inverse`, and the documentation's page on the routes
+(``docs/api/methods.md``), say what each computes and costs."""
 
 DEFAULT_METHOD = "banded"
-"""The default route on the NumPy backend (see :func:`default_method`)."""
+"""The route ``method=None`` means on the NumPy backend: banded LU with partial
+pivoting of the pivoted lifted system, the most robust exact route.  Other
+backends, which lack LAPACK's band LU, use ``"riccati"`` (see :func:`default_method`)."""
 
 
 def default_method():

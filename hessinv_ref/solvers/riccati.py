@@ -1,7 +1,7 @@
 r"""The same solve as a dual network: the Riccati (stagewise Newton) sweep.
 
 :math:`(H + εI) x = g` is the stationarity condition of the quadratic program
-(``math.md`` §6)
+(:ref:`notation §6 <notation-6>`)
 
 .. math::
 

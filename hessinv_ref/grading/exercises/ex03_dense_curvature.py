@@ -1,7 +1,7 @@
 """Exercise 3: a Dense layer's second-order products and curvature blocks.
 
 The student writes the R-backward terms of one layer,
-``(Hzz t + Hxzᵀ v, Hxz t + Hxx v)`` (``math.md`` §3-4), in matrix form, and the
+``(Hzz t + Hxzᵀ v, Hxz t + Hxx v)`` (:ref:`notation §3 <notation-3>`-:ref:`§4 <notation-4>`), in matrix form, and the
 explicit blocks ``Hxx, Hxz, Hzz`` in the flat layout (parameters: W row-major
 then c; activations sample-major), graded against
 :class:`~hessinv_ref.layers.Dense`'s ``second_order`` and ``curvature``.

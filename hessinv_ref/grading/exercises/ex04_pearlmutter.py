@@ -2,7 +2,7 @@
 
 The student writes the R-forward pass (tangents ``t_l``) and the R-backward
 pass (adjoints ``λ_l`` and ``Hv``) from the layers' own vector products,
-``jvp``, ``vjp`` and ``second_order`` (``math.md`` §4), on a
+``jvp``, ``vjp`` and ``second_order`` (:ref:`notation §4 <notation-4>`), on a
 :class:`~hessinv_ref.curvature.Curvature` that supplies the cached passes
 ``z`` and ``b``.  Graded against the library's R-operator and the dense
 Hessian; wrong variants come from :func:`_passes` with one step changed.

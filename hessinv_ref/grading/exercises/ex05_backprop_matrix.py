@@ -2,7 +2,7 @@
 
 The student assembles ``M`` (identity blocks, ``-Jz_l`` at block ``(l, l-1)``)
 and ``Dx = blockdiag(Jx_l)`` from the per-layer blocks and computes the
-gradient as ``gᵀ = e_L M⁻¹ Dx`` (``math.md`` §2), graded against
+gradient as ``gᵀ = e_L M⁻¹ Dx`` (:ref:`notation §2 <notation-2>`), graded against
 :class:`~hessinv_ref.polynomial.HessianPolynomial` and
 :meth:`~hessinv_ref.curvature.Curvature.gradient`.
 """

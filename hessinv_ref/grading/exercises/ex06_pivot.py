@@ -1,7 +1,7 @@
 """Exercise 6: the pivot Π that makes the lifted system block-tridiagonal.
 
 The student builds Π (as an index array and as a matrix), applies it to the
-lifted ``K`` (``math.md`` §5), and writes a test for block-tridiagonality.
+lifted ``K`` (:ref:`notation §5 <notation-5>`), and writes a test for block-tridiagonality.
 Graded against :class:`~hessinv_ref.solvers.lifted.Pivot` and
 :class:`~hessinv_ref.solvers.lifted.LiftedSystem`.  The block test is a
 boolean, so its diagnosis runs the student's test on a fixed set of probe

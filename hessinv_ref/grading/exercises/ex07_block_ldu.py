@@ -1,7 +1,7 @@
 """Exercise 7: the block-tridiagonal LDU (block Thomas) solve.
 
 The student solves ``K' u = r`` for a block-tridiagonal ``K'`` given by its
-diagonal, sub- and super-diagonal blocks (``math.md`` §5), graded against a
+diagonal, sub- and super-diagonal blocks (:ref:`notation §5 <notation-5>`), graded against a
 dense solve; a dedicated check makes sure no dense solver ever sees the
 whole matrix.  Wrong variants come from :func:`_block_solve` with one step
 changed.

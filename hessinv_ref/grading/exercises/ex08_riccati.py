@@ -1,7 +1,7 @@
 """Exercise 8: the Riccati (stagewise Newton) sweep and the inertia it yields.
 
 The student computes the pivots ``Qxx⁽ˡ⁾`` of the backward sweep, solves
-``(H + εI) x = g`` with the backward and forward sweeps (``math.md`` §6), and
+``(H + εI) x = g`` with the backward and forward sweeps (:ref:`notation §6 <notation-6>`), and
 reads the inertia and ``log|det|`` of ``H + εI`` off the pivots (Sylvester's
 law).  Graded against :class:`~hessinv_ref.solvers.riccati.RiccatiFactorization`'s
 cost-to-go matrices and the dense oracle; wrong variants come from
