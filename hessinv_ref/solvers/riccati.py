@@ -226,10 +226,9 @@ class RiccatiFactorization(Factorization):
     fast = True
     """Use the stage-matrix sweeps (default) or the plain, line-by-line ones."""
 
-    def __init__(self, curvature, damping):
-        super().__init__(curvature, damping)
+    def _factor(self):
         self._be = get_backend()
-        blocks = curvature.blocks
+        blocks = self.curvature.blocks
         L = len(blocks)
         self.pivots, self.gains, self._Qxz = [None] * L, [None] * L, [None] * L
         self.S = [None] * (L + 1)
