@@ -38,7 +38,7 @@ from ..backend import check_dtype, get_backend
 from ..factorization import Factorization, SingularPivotError, check_pivot, power_of_two_reciprocal
 from .lifted import LiftedSystem
 
-__all__ = ["BandedFactorization", "bandwidths", "band_storage", "equilibrate_blocks", "to_banded", "gbcon_1norm"]
+__all__ = ["BandedFactorization", "band_storage", "equilibrate_blocks", "to_banded", "gbcon_1norm"]
 
 
 def _placed_blocks(T):
@@ -51,24 +51,6 @@ def _placed_blocks(T):
         yield Bl, o[l + 1], o[l]
     for l, Bu in enumerate(T.upper):  # block (l, l+1)
         yield Bu, o[l], o[l + 1]
-
-
-def bandwidths(T):
-    """``(kl, ku)``: the numbers of sub- and super-diagonals of :math:`K'`
-    that hold a nonzero, read from its blocks (linear in depth).
-
-    Parameters
-    ----------
-    T : BlockTridiagonal
-        :math:`K'`, NumPy arrays.
-    """
-    kl = ku = 0
-    for block, r0, c0 in _placed_blocks(T):
-        i, j = np.nonzero(block)
-        if i.size:
-            d = (r0 - c0) + (i - j)  # the diagonal (row - column) of each nonzero
-            kl, ku = max(kl, int(d.max())), max(ku, int(-d.min()))
-    return kl, ku
 
 
 def equilibrate_blocks(T):
@@ -97,37 +79,51 @@ def equilibrate_blocks(T):
     return r, power_of_two_reciprocal(col_max)
 
 
-def band_storage(T, kl, ku, extra_rows=0, r=None, c=None):
+def band_storage(T, fill_in=False, r=None, c=None):
     """Diagonal-ordered band storage of :math:`K'` (or of :math:`D_r K' D_c`),
-    written from its blocks.
+    written from its blocks, and its exact bandwidths.
 
     Parameters
     ----------
     T : BlockTridiagonal
         :math:`K'`, NumPy arrays.
-    kl, ku : int
-        Its bandwidths (:func:`bandwidths`).
-    extra_rows : int
-        Rows of zeros on top (``?gbtrf`` needs ``kl`` of them for fill-in).
+    fill_in : bool
+        Add ``kl`` rows of zeros on top, the room ``?gbtrf`` needs for the
+        fill-in of its row interchanges (``kl`` is known once the nonzeros
+        are, so the band is written once, with the room).
     r, c : ndarray, shape (N,), optional
         Row and column scalings (:func:`equilibrate_blocks`).
 
     Returns
     -------
-    ab : ndarray, shape (extra_rows + kl + ku + 1, N)
-        ``ab[extra_rows + ku + i - j, j] = r[i] K'[i, j] c[j]``, the layout of
-        ``scipy.linalg.solve_banded``; of the blocks' dtype.  Time and memory
-        linear in depth.
+    ab : ndarray, shape (e + kl + ku + 1, N), Fortran order
+        ``ab[e + ku + i - j, j] = r[i] K'[i, j] c[j]`` (``e = kl`` with
+        ``fill_in``, else 0), the layout of
+        ``scipy.linalg.solve_banded``; of the blocks' dtype.  Fortran order
+        is LAPACK's, so ``?gbtrf`` can factor it in place.
+    kl, ku : int
+        The numbers of sub- and super-diagonals that hold a nonzero.
+
+    One pass over the nonzeros of the ``3L - 2`` blocks: time and memory
+    linear in depth.
     """
-    N = T.shape[0]
-    ab = np.zeros((extra_rows + kl + ku + 1, N), dtype=T.diag[0].dtype)
+    entries, kl, ku = [], 0, 0
     for block, r0, c0 in _placed_blocks(T):
-        i, j = np.nonzero(block)
-        values = block[i, j]
-        if r is not None:
-            values = r[r0 + i] * values * c[c0 + j]  # powers of two: exact
-        ab[extra_rows + ku + (r0 - c0) + i - j, c0 + j] = values
-    return ab
+        j, i = np.nonzero(block.T)  # column by column: the order of the Fortran band
+        if i.size:
+            rows, cols = r0 + i, c0 + j
+            d = rows - cols  # the diagonal of each nonzero: row - column
+            kl, ku = max(kl, int(d.max())), max(ku, int(-d.min()))
+            values = block[i, j]
+            if r is not None:
+                values = r[rows] * values * c[cols]  # powers of two: exact
+            entries.append((d, cols, values))
+    N = T.shape[0]
+    e = kl if fill_in else 0
+    ab = np.zeros((e + kl + ku + 1, N), dtype=T.diag[0].dtype, order="F")
+    for d, cols, values in entries:
+        ab[e + ku + d, cols] = values
+    return ab, kl, ku
 
 
 def to_banded(A, extra_rows=0):
@@ -258,10 +254,10 @@ class BandedFactorization(Factorization):
         get_backend().solve_banded()  # NumPy only: refuse before any work elsewhere
         self.lifted = LiftedSystem(self.curvature.blocks, self.damping)
         T = self.lifted.K_pivoted
-        self.kl, self.ku = bandwidths(T)
         self.r, self.c = equilibrate_blocks(T)
-        # gbtrf's kl fill-in rows on top; factored in place (it is ours)
-        work = band_storage(T, self.kl, self.ku, extra_rows=self.kl, r=self.r, c=self.c)
+        # the scaled band with gbtrf's fill-in rows on top, in Fortran
+        # order: factored in place, no copy (it is ours)
+        work, self.kl, self.ku = band_storage(T, fill_in=True, r=self.r, c=self.c)
         anorm = float(np.abs(work).sum(axis=0).max(initial=0))  # a band column is a column of K~
         gbtrf, self._gbtrs = _band_routines(work)
         self._lub, self._piv, info = gbtrf(work, self.kl, self.ku, overwrite_ab=1)
@@ -276,7 +272,7 @@ class BandedFactorization(Factorization):
         """:math:`K'` (unscaled) in ``scipy.linalg.solve_banded``'s layout,
         shape (kl + ku + 1, N): written from the blocks on each access, for
         display and tests (the factorization keeps only its LU)."""
-        return band_storage(self.lifted.K_pivoted, self.kl, self.ku)
+        return band_storage(self.lifted.K_pivoted)[0]
 
     def _solve(self, G):
         # K' u = r  <=>  K~ (D_c^{-1} u) = D_r r
