@@ -271,3 +271,27 @@ def test_damping_beyond_the_working_precision_is_a_value_error():
         with pytest.raises(ValueError, match=r"damping: expected at most 3.4e\+38, the largest float32"):
             curv.factorize(1e39, method)
     assert curv.factorize(1e38, "riccati").damping == 1e38
+
+
+@pytest.mark.skipif(not ON_NUMPY, reason="the banded LU is NumPy-only")
+def test_the_threshold_does_not_grow_with_the_size_of_the_system():
+    """float32, depth 32: ``K'`` has ``N = 1133`` rows, and the banded LU's
+    (equilibrated) condition estimate, about 9e3, exceeds ``1/(N eps_32)``
+    ≈ 7.4e3, the old size-dependent threshold, while ``κ_2(H + εI) ≈ 140``.
+    The rule (``rcond < eps``, whatever the size) lets it solve, with the
+    warning its condition calls for, to the accuracy ``κ`` promises."""
+    problem = dict(depth=32, width=4, batch=2, activation="tanh", head="softmax", seed=0)
+    c64, c32 = Curvature(*random_problem(**problem)), Curvature(*random_problem(**problem, dtype="float32"))
+    H = N(c64.hessian())
+    w = np.linalg.eigvalsh(H)
+    damping = 0.1 * float(np.max(np.abs(w)))
+    kappa, eps = _kappa(w, damping), _eps("float32")
+    assert kappa < 1e3
+    fact, ill = _factorize(c32, damping, "banded")
+    assert not isinstance(fact, SingularPivotError), str(fact)
+    n_rows = fact.lifted.K_pivoted.shape[0]
+    assert n_rows > 1000 and 1 / (n_rows * eps) < fact.pivot_condition < 1 / eps
+    assert ill  # above 1/sqrt(eps): warned, as the rule says
+    g = np.ones(c64.P)
+    x = fact.solve(B(g.astype(np.float32)))
+    assert relative_error(x, np.linalg.solve(H + damping * np.eye(c64.P), g)) <= C_ROUTE * eps * kappa
