@@ -278,8 +278,11 @@ def test_the_threshold_does_not_grow_with_the_size_of_the_system():
     """float32, depth 32: ``K'`` has ``N = 1133`` rows, and the banded LU's
     (equilibrated) condition estimate, about 9e3, exceeds ``1/(N eps_32)``
     ≈ 7.4e3, the old size-dependent threshold, while ``κ_2(H + εI) ≈ 140``.
-    The rule (``rcond < eps``, whatever the size) lets it solve, with the
-    warning its condition calls for, to the accuracy ``κ`` promises."""
+    The rule (``rcond < eps``, whatever the size) lets it solve; and since
+    the lifted estimate is above ``1/sqrt(eps)``, the route judges the
+    condition of ``H + εI`` itself (its ``pivot_condition``, within the
+    factor ``P`` that separates 1- and 2-norm conditions), which is small:
+    no warning, and the accuracy ``κ`` promises."""
     problem = dict(depth=32, width=4, batch=2, activation="tanh", head="softmax", seed=0)
     c64, c32 = Curvature(*random_problem(**problem)), Curvature(*random_problem(**problem, dtype="float32"))
     H = N(c64.hessian())
@@ -290,8 +293,10 @@ def test_the_threshold_does_not_grow_with_the_size_of_the_system():
     fact, ill = _factorize(c32, damping, "banded")
     assert not isinstance(fact, SingularPivotError), str(fact)
     n_rows = fact.lifted.K_pivoted.shape[0]
-    assert n_rows > 1000 and 1 / (n_rows * eps) < fact.pivot_condition < 1 / eps
-    assert ill  # above 1/sqrt(eps): warned, as the rule says
+    assert n_rows > 1000 and 1 / (n_rows * eps) < fact.lifted_condition < 1 / eps
+    assert fact.lifted_condition > 1 / math.sqrt(eps)  # so the matrix itself was measured:
+    assert kappa / c64.P <= fact.pivot_condition <= c64.P * kappa
+    assert not ill
     g = np.ones(c64.P)
     x = fact.solve(B(g.astype(np.float32)))
     assert relative_error(x, np.linalg.solve(H + damping * np.eye(c64.P), g)) <= C_ROUTE * eps * kappa
