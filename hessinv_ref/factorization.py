@@ -45,7 +45,14 @@ rounding:
   elimination stops.  The threshold depends neither on the pivot's size nor
   on the size of the system.
 * ``rcond < sqrt(eps)``: the solve goes on, but more than half the digits
-  may be lost, so :class:`IllConditionedPivotWarning` is issued.
+  may be lost, so :class:`IllConditionedPivotWarning` is issued.  For
+  ``banded``, whose one pivot is the whole lifted :math:`\tilde K`, an
+  estimate past ``sqrt(eps)`` is first replaced by the condition of
+  :math:`H + εI` itself (:meth:`Factorization.condition_estimate` with the
+  route's own solves): on deep chains :math:`\tilde K` is worse conditioned
+  than the matrix by the growth of the Jacobian products, and it is the
+  matrix's condition that bounds the error of ``x``
+  (:mod:`hessinv_ref.solvers.banded`).
 
 A singular pivot says that the *route* cannot go on, not yet that
 :math:`H + εI` is singular: an elimination without pivoting across layers
@@ -86,7 +93,7 @@ import warnings
 # every backend's failures and ours with one class.  No array math here.
 from numpy.linalg import LinAlgError
 
-from .backend import BackendNotSupportedError, check_dtype, get_backend, xp
+from .backend import Backend, BackendNotSupportedError, check_dtype, get_backend, xp
 
 __all__ = [
     "Factorization",
@@ -523,12 +530,12 @@ class Factorization:
     def condition_estimate(self):
         r"""An estimate of :math:`κ_1(H + εI) = \|H + εI\|_1 \|(H + εI)^{-1}\|_1`.
 
-        :math:`\|H + εI\|_1` is :meth:`norm_estimate` (R-operator products);
-        :math:`\|(H + εI)^{-1}\|_1` is the same estimator (the backend's
-        ``onenormest``: SciPy's on NumPy, Hager's algorithm elsewhere) driven
-        by this factorization's solves, since :math:`(H + εI)^{-1}` is
-        symmetric.  A few solves and products, each
-        linear in depth; as good as the solves are (see
+        :math:`\|H + εI\|_1` is :meth:`norm_estimate` (R-operator products,
+        cached per damping); :math:`\|(H + εI)^{-1}\|_1` is Hager's estimator
+        (Higham, *Accuracy and Stability of Numerical Algorithms*, §15.3; at
+        most 5 iterations of two solves) driven by this factorization's
+        solves, since :math:`(H + εI)^{-1}` is symmetric.  Each solve is
+        linear in depth; the estimate is as good as the solves are (see
         :attr:`pivot_condition`).  This is the number the pivot rule calls
         numerically singular when it reaches ``1/eps``.
 
@@ -544,7 +551,10 @@ class Factorization:
             v = be.asarray(v, "v")
             return self.solve(v if v.dtype == self.dtype else xp.astype(v, self.dtype))
 
-        inv_norm = float(be.onenormest(solve, self.P, self.dtype))
+        # the generic backend's Hager estimator, on every backend: SciPy's
+        # block estimator takes about twice the solves, and a banded solve
+        # streams the whole LU of the band
+        inv_norm = float(Backend.onenormest(be, solve, self.P, self.dtype))
         kappa = self.norm_estimate() * inv_norm
         return kappa if math.isfinite(kappa) else math.inf
 
