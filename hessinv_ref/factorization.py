@@ -93,7 +93,7 @@ import warnings
 # every backend's failures and ours with one class.  No array math here.
 from numpy.linalg import LinAlgError
 
-from .backend import Backend, BackendNotSupportedError, check_dtype, get_backend, xp
+from .backend import BackendNotSupportedError, check_dtype, get_backend, xp
 
 __all__ = [
     "Factorization",
@@ -194,12 +194,16 @@ class SingularPivotError(LinAlgError):
     def _message(self):
         where = f"layer {self.layer}" if self.layer is not None else "the matrix"
         prec = f" in {self.precision}" if self.precision else ""
+        if self.cause == "matrix" and self.judged_by == self.method:  # dense: the pivot is the matrix
+            msg = (f"{self.method}: H + damping*I itself is numerically singular{prec} (condition "
+                   f"estimate {_cond(self.rcond)}): no exact route can solve it; raise the damping")
+            return msg + (" or work in float64" if self.precision == "float32" else "")
         msg = f"{self.method}: the pivot of {where} is singular{prec} (condition estimate {_cond(self.rcond)})"
         if self.cause == "matrix":
-            how = "" if self.judged_by == self.method else f", from method={self.judged_by!r}"
             msg += (
                 f"; H + damping*I itself is numerically singular at this precision (condition "
-                f"estimate {_cond(self.matrix_rcond)}{how}): no exact route can solve it; raise the damping"
+                f"estimate {_cond(self.matrix_rcond)}, from method={self.judged_by!r}): no exact route "
+                f"can solve it; raise the damping"
             )
             if self.precision == "float32":
                 msg += " or work in float64"
@@ -531,13 +535,13 @@ class Factorization:
         r"""An estimate of :math:`κ_1(H + εI) = \|H + εI\|_1 \|(H + εI)^{-1}\|_1`.
 
         :math:`\|H + εI\|_1` is :meth:`norm_estimate` (R-operator products,
-        cached per damping); :math:`\|(H + εI)^{-1}\|_1` is Hager's estimator
-        (Higham, *Accuracy and Stability of Numerical Algorithms*, §15.3; at
-        most 5 iterations of two solves) driven by this factorization's
-        solves, since :math:`(H + εI)^{-1}` is symmetric.  Each solve is
-        linear in depth; the estimate is as good as the solves are (see
-        :attr:`pivot_condition`).  This is the number the pivot rule calls
-        numerically singular when it reaches ``1/eps``.
+        cached per damping); :math:`\|(H + εI)^{-1}\|_1` is the same
+        estimator (the backend's ``onenormest``: SciPy's block estimator on
+        NumPy, Hager's algorithm elsewhere) driven by this factorization's
+        solves, since :math:`(H + εI)^{-1}` is symmetric.  About ten
+        products and solves, each linear in depth; the estimate is as good as
+        the solves are (see :attr:`pivot_condition`).  This is the number the
+        pivot rule calls numerically singular when it reaches ``1/eps``.
 
         Returns
         -------
@@ -547,14 +551,13 @@ class Factorization:
         be = get_backend()
 
         def solve(v):
-            # the estimator may hand over float64 vectors: take them to the working dtype
+            # SciPy's estimator hands over float64 vectors: take them to the working dtype
             v = be.asarray(v, "v")
             return self.solve(v if v.dtype == self.dtype else xp.astype(v, self.dtype))
 
-        # the generic backend's Hager estimator, on every backend: SciPy's
-        # block estimator takes about twice the solves, and a banded solve
-        # streams the whole LU of the band
-        inv_norm = float(Backend.onenormest(be, solve, self.P, self.dtype))
+        # (not Hager's one-vector start alone: its start, the constant vector,
+        # can lie in a null direction of H, e.g. a softmax head's)
+        inv_norm = float(be.onenormest(solve, self.P, self.dtype))
         kappa = self.norm_estimate() * inv_norm
         return kappa if math.isfinite(kappa) else math.inf
 
