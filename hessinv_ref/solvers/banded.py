@@ -240,7 +240,7 @@ def gbcon_1norm(lub, piv, kl, ku, anorm):
 
 
 class BandedFactorization(Factorization):
-    """Banded LU with partial pivoting of the equilibrated :math:`K'`
+    r"""Banded LU with partial pivoting of the equilibrated :math:`K'`
     (``method="banded"``).
 
     NumPy backend only (see the module notes).

@@ -76,7 +76,7 @@ class EquilibratedLU:
         self.rcond = self.lu.rcond
 
     def solve(self, R, trans=False):
-        """:math:`S^{-1} R`, or :math:`S^{-T} R = D_r \tilde S^{-T} D_c R`."""
+        r""":math:`S^{-1} R`, or :math:`S^{-T} R = D_r \tilde S^{-T} D_c R`."""
         if trans:
             return _scale_rows(self.r, self.lu.solve(_scale_rows(self.c, R), trans=True))
         return _scale_rows(self.c, self.lu.solve(_scale_rows(self.r, R)))
