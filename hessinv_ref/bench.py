@@ -22,7 +22,7 @@ head) and times, for each size, as separate columns:
 Each time is the median over ``--repeats`` runs (a single run for a route
 whose first run already takes longer than a second).  Peak memory of
 ``setup + riccati`` and ``setup + banded`` is measured by :mod:`tracemalloc`
-in separate, untimed runs.  Three sweeps:
+in separate, untimed runs.  Three timed sweeps:
 
 * **depth** at fixed width and batch (default width 4, batch 2,
   ``L = 4, 8, ..., 1024``), with the least-squares log-log slope of time
@@ -36,6 +36,18 @@ in separate, untimed runs.  Three sweeps:
   so ``a = 256 > p = 16``) where the structured routes' per-layer
   :math:`(p + a)^3` or :math:`(p + 2a)^3` exceeds the dense cost until the
   network is deep enough; the first depth at which each route beats dense.
+
+A fourth, **robustness** (``--sweeps robustness``, not run by default; no
+timing), is the evidence behind the default route: ``--robustness-draws``
+random small problems (depth 1-8, widths 1-4, batch 1-3, every layer kind,
+activation and head, biases on or off, gain 0.5-2), each at a small damping
+(``ε = 10^u ‖H‖_2``, ``u`` uniform in ``[-4, 0]``: mostly indefinite) and a
+large one (``u`` in ``[1, 30]``: Levenberg-Marquardt), in float64 and
+float32, through ``banded``, ``riccati`` and ``ldu``; per route, precision
+and regime it counts the refusals by verdict (``SingularPivotError`` with
+``cause`` ``"route"`` or ``"matrix"``) and the warnings, and gives the
+forward error against the float64 dense solve over ``eps κ_2(H + εI)`` and
+the backward error over ``eps``.
 
 The problem at every size is seeded and deterministic.  Weights are drawn
 with a gain (``--scale``, default 2) at which the Hessian is far from
@@ -105,6 +117,15 @@ One object:
     ``dense_s``); ``first_win`` maps each structured route to the
     smallest depth from which setup + route beats setup + dense at every
     larger measured depth (``null`` if it does not at the largest).
+``robustness``
+    ``{"draws", "seed", "rows"}``; each row: ``route``, ``dtype``,
+    ``regime`` (``"indefinite"``, ``"positive definite"`` at the small
+    damping, ``"large damping"``), ``cells``, ``refused_route``,
+    ``refused_matrix``, ``refused_open`` (no verdict), ``warned``,
+    ``near_singular`` (cells with :math:`κ_2 \ge 1/(16 P\, \mathrm{eps})`),
+    ``forward_median``, ``forward_max`` (error over ``eps κ_2``, solved
+    cells), ``forward_max_unwarned`` (the same over the cells solved
+    without a warning), ``backward_max`` (backward error over ``eps``).
 ``targets``
     list of ``{"name", "value", "target", "met"}`` for the headline
     ratios (``met`` is ``null`` where the run lacks the data).
@@ -130,9 +151,10 @@ import numpy as np
 import scipy
 import scipy.linalg
 
+from .activations import ACTIVATIONS
 from .curvature import Curvature
+from .factorization import IllConditionedPivotWarning, SingularPivotError
 from .testing.problems import tall_skinny_network
-from .factorization import IllConditionedPivotWarning
 
 __all__ = [
     "add_parser",
@@ -174,7 +196,9 @@ DEFAULTS = dict(
     blas_threads=1,
     timer="wall",
     memory=True,
+    robustness_draws=200,
 )
+SWEEPS = ("depth", "width", "crossover", "robustness")
 
 
 # -- timing ----------------------------------------------------------------------
@@ -543,6 +567,93 @@ def crossover_sweep(cfg, clock):
             "first_win": first_win}
 
 
+ROBUSTNESS_ROUTES = ("banded", "riccati", "ldu")
+
+
+def _robustness_problem(rng):
+    """``random_problem`` keyword arguments of one random small problem."""
+    depth = int(rng.integers(1, 9))
+    kinds = ("dense", "residual", "mixed")
+    acts = sorted(ACTIVATIONS)
+    return dict(
+        depth=depth,
+        width=int(rng.integers(1, 5)),
+        batch=int(rng.integers(1, 4)),
+        layers=kinds[int(rng.integers(len(kinds)))],
+        activation=[acts[int(i)] for i in rng.integers(len(acts), size=max(depth - 1, 1))]
+        if depth > 1 else "tanh",
+        head=("softmax", "mse")[int(rng.integers(2))],
+        bias=bool(rng.integers(2)),
+        scale=float(rng.uniform(0.5, 2.0)),
+        seed=int(rng.integers(2 ** 31)),
+    )
+
+
+def _robustness_cell(curv, damping, method, g, x_ref, kappa):
+    """One route on one problem: ``(status, forward / (eps κ), backward / eps)``."""
+    eps = float(np.finfo(np.dtype(str(curv.dtype))).eps)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", IllConditionedPivotWarning)
+        try:
+            fact = curv.factorize(damping, method)
+        except SingularPivotError as err:
+            return f"refused_{getattr(err, 'cause', None) or 'open'}", None, None
+        x = fact.solve(g.astype(curv.dtype))
+    warned = any(issubclass(w.category, IllConditionedPivotWarning) for w in caught)
+    scale = float(np.max(np.abs(x_ref)))  # x ~ g/ε can be tiny: norms of scaled vectors
+    err = float(np.linalg.norm((x - x_ref) / scale) / np.linalg.norm(x_ref / scale))
+    eta = fact.backward_error(x, g.astype(curv.dtype)) / eps
+    return ("warned" if warned else "solved"), err / (eps * kappa), eta
+
+
+def robustness_sweep(cfg):
+    """The robustness table (see the module notes): refusals, warnings and
+    errors of every structured route, per precision and regime."""
+    from .testing import random_problem  # a tool may use the testing kit
+
+    rng = np.random.default_rng(cfg["seed"])
+    cells = {}
+    for draw in range(cfg["robustness_draws"]):
+        problem = _robustness_problem(rng)
+        c64 = Curvature(*random_problem(**problem))
+        c32 = Curvature(*random_problem(**problem, dtype="float32"))
+        H = c64.hessian()
+        w = np.linalg.eigvalsh(H)
+        norm_H = max(float(np.max(np.abs(w))), 1e-3)
+        g = np.random.default_rng(problem["seed"] + 1).standard_normal(c64.P)
+        for kind, (lo, hi) in (("small", (-4.0, 0.0)), ("large", (1.0, 30.0))):
+            damping = norm_H * 10.0 ** rng.uniform(lo, hi)
+            s = np.abs(w + damping)
+            kappa = float(s.max() / s.min()) if s.min() > 0 else math.inf
+            regime = ("large damping" if kind == "large"
+                      else "indefinite" if w[0] + damping < 0 else "positive definite")
+            x_ref = np.linalg.solve(H + damping * np.eye(c64.P), g)
+            for curv in (c64, c32):
+                eps = float(np.finfo(np.dtype(str(curv.dtype))).eps)
+                for m in ROBUSTNESS_ROUTES:
+                    status, fwd, bwd = _robustness_cell(curv, damping, m, g, x_ref, kappa)
+                    key = (m, str(curv.dtype), regime)
+                    cells.setdefault(key, []).append(
+                        (status, fwd, bwd, kappa >= 1 / (16 * c64.P * eps)))
+        if (draw + 1) % 20 == 0:
+            _progress(cfg, f"robustness: {draw + 1} of {cfg['robustness_draws']} problems")
+    rows = []
+    for (m, dtype, regime), got in sorted(cells.items(), key=lambda kv: (
+            ROBUSTNESS_ROUTES.index(kv[0][0]), kv[0][1], kv[0][2])):
+        fwd = [f for st, f, _, _ in got if f is not None and math.isfinite(f)]
+        fwd_quiet = [f for st, f, _, _ in got if st == "solved" and math.isfinite(f)]
+        bwd = [b for _, _, b, _ in got if b is not None]
+        count = {k: sum(st == k for st, _, _, _ in got)
+                 for k in ("refused_route", "refused_matrix", "refused_open", "warned")}
+        rows.append(dict(route=m, dtype=dtype, regime=regime, cells=len(got), **count,
+                         near_singular=sum(ns for *_, ns in got),
+                         forward_median=float(np.median(fwd)) if fwd else None,
+                         forward_max=max(fwd) if fwd else None,
+                         forward_max_unwarned=max(fwd_quiet) if fwd_quiet else None,
+                         backward_max=max(bwd) if bwd else None))
+    return {"draws": cfg["robustness_draws"], "seed": cfg["seed"], "rows": rows}
+
+
 # -- environment -------------------------------------------------------------------
 
 
@@ -672,7 +783,8 @@ def run_bench(**options):
     """Run the sweeps and return the result dict (the JSON document).
 
     Keyword arguments override :data:`DEFAULTS`; ``sweeps`` selects among
-    ``("depth", "width", "crossover")``; ``progress=False`` silences stderr.
+    :data:`SWEEPS` (default the three timed ones); ``progress=False``
+    silences stderr.
     """
     cfg = dict(DEFAULTS)
     cfg.update(sweeps=("depth", "width", "crossover"), progress=True)
@@ -694,6 +806,8 @@ def run_bench(**options):
             result["width_sweep"] = width_sweep(cfg, clock)
         if "crossover" in cfg["sweeps"]:
             result["crossover"] = crossover_sweep(cfg, clock)
+        if "robustness" in cfg["sweeps"]:
+            result["robustness"] = robustness_sweep(cfg)
     result["config"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()
                         if k not in ("progress", "blas_threads_applied")}
     result["targets"] = _targets(result)
@@ -795,6 +909,24 @@ def format_report(result):
             for m in STRUCTURED:
                 if r.get(f"{m}_error"):
                     lines.append(f"  L={r['depth']} {m}: {r[f'{m}_error']}")
+        lines.append("")
+    rb = result.get("robustness")
+    if rb:
+        lines.append(f"Robustness: {rb['draws']} random problems (seed {rb['seed']}), each at a small "
+                     f"and a large damping; refused = SingularPivotError by verdict; errors over eps")
+        head = (f"{'route':>8} {'dtype':>8} {'regime':>17} {'cells':>5} {'near-sing':>9} | "
+                f"{'refused: route':>14} {'matrix':>6} {'open':>4} {'warned':>6} | "
+                f"{'fwd/(eps k): med':>16} {'max':>7} {'unwarned':>8} | {'bwd/eps max':>11}")
+        lines += [head, "-" * len(head)]
+        for r in rb["rows"]:
+            lines.append(
+                f"{r['route']:>8} {r['dtype']:>8} {r['regime']:>17} {r['cells']:>5} {r['near_singular']:>9} | "
+                f"{r['refused_route']:>14} {r['refused_matrix']:>6} {r['refused_open']:>4} {r['warned']:>6} | "
+                f"{_fmt(r['forward_median'], '{:.2g}'):>16} {_fmt(r['forward_max'], '{:.2g}'):>7} "
+                f"{_fmt(r['forward_max_unwarned'], '{:.2g}'):>8} | {_fmt(r['backward_max'], '{:.2g}'):>11}")
+        lines.append("  near-sing = cells with kappa_2(H + eps I) >= 1/(16 P eps), where refusing is right; "
+                     "open = refused without a verdict; unwarned = max over the cells solved without a "
+                     "warning; small damping 10^U(-4,0) |H|_2, large 10^U(1,30) |H|_2")
         lines.append("")
     if result.get("targets"):
         lines.append("Targets")
@@ -932,7 +1064,10 @@ def add_parser(sub):
     p.add_argument("--crossover-width", type=int, default=d["crossover_width"], help="(default 4)")
     p.add_argument("--crossover-batch", type=int, default=d["crossover_batch"], help="(default 64)")
     p.add_argument("--sweeps", default="depth,width,crossover",
-                   help="which sweeps to run, comma-separated (default depth,width,crossover)")
+                   help="which sweeps to run, comma-separated, of depth,width,crossover,robustness "
+                        "(default depth,width,crossover)")
+    p.add_argument("--robustness-draws", type=int, default=d["robustness_draws"],
+                   help="random problems of the robustness sweep (default 200)")
     p.add_argument("--scale", type=float, default=d["scale"], help="weight gain over torch's init (default 2)")
     p.add_argument("--damping", type=float, default=d["damping"], help="ε (default 1e-2)")
     p.add_argument("--seed", type=_seed, default=d["seed"], help="random seed, an integer >= 0 (default 0)")
@@ -963,9 +1098,9 @@ def add_parser(sub):
 
 def _run_cli(args):
     sweeps = tuple(s.strip() for s in args.sweeps.split(",") if s.strip())
-    bad = set(sweeps) - {"depth", "width", "crossover"}
+    bad = set(sweeps) - set(SWEEPS)
     if bad or not sweeps:
-        raise ValueError(f"--sweeps: expected some of depth,width,crossover, got {args.sweeps!r}")
+        raise ValueError(f"--sweeps: expected some of {','.join(SWEEPS)}, got {args.sweeps!r}")
     if args.plot and "depth" not in sweeps:
         raise ValueError("--plot needs the depth sweep")
     if args.plot:  # fail before a long run, not after it
@@ -974,7 +1109,7 @@ def _run_cli(args):
         except ImportError:
             raise OSError("--plot needs matplotlib, which is not installed (pip install matplotlib)") from None
     for name in ("width", "batch", "classes", "width_depth", "width_batch", "crossover_width",
-                 "crossover_batch", "repeats", "cg_maxiter", "dgemm_n"):
+                 "crossover_batch", "repeats", "cg_maxiter", "dgemm_n", "robustness_draws"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')}: expected a positive integer")
     result = run_bench(
@@ -986,6 +1121,7 @@ def _run_cli(args):
         dense_max_gib=args.dense_max_gib, cg_rtol=args.cg_rtol, cg_maxiter=args.cg_maxiter,
         cg_max_s=args.cg_max_s, power_iters=args.power_iters, dgemm_n=args.dgemm_n,
         blas_threads=args.blas_threads, timer=args.timer, memory=not args.no_memory,
+        robustness_draws=args.robustness_draws,
         sweeps=sweeps, progress=not args.quiet,
     )
     print(format_report(result))

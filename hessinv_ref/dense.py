@@ -104,15 +104,20 @@ class DenseFactorization(Factorization):
 
     method = "dense"
 
-    def __init__(self, curvature, damping):
-        super().__init__(curvature, damping)
+    def _factor(self):
         be = get_backend()
-        H = dense_hessian(curvature)
+        H = dense_hessian(self.curvature)
         self.A = H + self.damping * be.xp.eye(self.P, dtype=H.dtype, device=H.device)
-        # rcond is 0 for an exactly zero pivot of U (check_pivot then raises)
+        self._eigvals = None
+        # rcond is 0 for an exactly zero pivot of U (check_pivot then raises).
+        # The pivot is H + εI itself: a singular one is the matrix's fault,
+        # which the constructor's judgement records (cause="matrix").
         self._lu = be.lu(self.A)
         self.pivot_rconds.append(check_pivot("dense", None, self._lu.rcond, self.P, dtype=self.A.dtype))
-        self._eigvals = None
+
+    def condition_estimate(self):
+        """:math:`κ_1(H + εI)` from the LU's own estimate (``1/rcond``)."""
+        return 1.0 / self._lu.rcond
 
     def _solve(self, G):
         return self._lu.solve(G)

@@ -24,10 +24,11 @@ more reductions, is only worked out once a check has failed.
 from __future__ import annotations
 
 import math
+import numbers
 
 from .backend import xp
 
-__all__ = ["NonFiniteError", "check_finite", "first_non_finite", "largest", "layer_magnitudes", "overflow_cause"]
+__all__ = ["NonFiniteError", "check_damping", "check_finite", "first_non_finite", "largest", "layer_magnitudes", "overflow_cause"]
 
 
 class NonFiniteError(FloatingPointError):
@@ -154,3 +155,14 @@ def layer_magnitudes(l, z_in, x, b=None):
     if b is not None:
         out.append((f"the backprop vector b_{l}", largest(b), "rescale the loss or the parameters"))
     return out
+
+
+def check_damping(damping):
+    """Validate ``ε``: a finite real number ``>= 0``; returns it as a float."""
+    # numbers.Real covers int, float and NumPy's scalar types; not bool, not arrays
+    if isinstance(damping, bool) or not isinstance(damping, numbers.Real):
+        raise TypeError(f"damping: expected a real number >= 0, got {type(damping).__name__}")
+    damping = float(damping)
+    if not math.isfinite(damping) or damping < 0:
+        raise ValueError(f"damping: expected a finite number >= 0, got {damping}")
+    return damping

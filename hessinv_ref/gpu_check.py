@@ -39,10 +39,11 @@ The problem's conditioning is computed on the NumPy side, in float64, and
   either in float32), so a row out of these bounds reads ``info`` and does
   not fail the run; an exception (the route broken on this backend) does,
   except :class:`~hessinv_ref.SingularPivotError`: a route that refuses a
-  pivot by its documented rule (``rcond < n eps``) reports it, which is what
-  it must do, and its row reads ``refused`` (in float32 the whole-matrix
-  pivots of ``banded`` and ``dense``, with ``n`` the matrix size, refuse at
-  condition estimates near ``1/(n eps_32)``, a few thousand);
+  pivot by its documented rule (``rcond < eps``, see
+  :mod:`hessinv_ref.factorization`) reports it, which is what it must do,
+  and its row reads ``refused``, with the message's verdict (the matrix
+  singular at this precision, or the route broken down and which route to
+  use);
 * a Hessian-vector product passes when both its relative errors are at most
   ``C · eps · κ_Hv``, with ``κ_Hv = ‖ |H| |v| ‖₂ / ‖H v‖₂`` (the condition
   number of the product: rounding every entry of ``H`` and ``v`` changes
@@ -449,9 +450,8 @@ def _accuracy(table, depth, width, batch, damping, scale, seed, dtype):
         except BackendNotSupportedError as err:
             table.note(name, "skip", " ".join(str(err).split(";")[0].split()))  # what, not the advice
         except SingularPivotError as err:
-            # the route's rule (rcond < n eps) refused a pivot: reported, not
-            # wrong.  It happens in float32 for the whole-matrix pivots of
-            # banded and dense, whose n is the matrix size.
+            # the route's rule (rcond < eps) refused a pivot: reported, not
+            # wrong; the message says whether the matrix or the route is at fault
             table.note(name, "refused", note_prefix + _one_line(err))
         except Exception as err:  # report and go on: one broken route must not hide the others
             table.note(name, "FAIL", note_prefix + _one_line(err))

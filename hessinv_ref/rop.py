@@ -18,10 +18,9 @@ array backend, in the working precision (the parameters' dtype).
 from __future__ import annotations
 
 from .backend import xp
-from .factorization import check_damping
+from .finite import NonFiniteError, check_damping, first_non_finite, largest, overflow_cause
 from .point import Point
 from .polynomial import HessianPolynomial
-from .finite import NonFiniteError, first_non_finite, largest, overflow_cause
 
 __all__ = ["hvp", "rop_hvp_cached", "polynomial_hvp", "check_product", "damped_hvp", "norm_estimate",
            "damped_operator"]

@@ -233,3 +233,27 @@ def test_width_sweep_cap_predicts_growth_in_the_parameter_count():
     small, wide = out["width_sweep"]["rows"]
     assert small["dense_s"] is not None
     assert wide["dense_s"] is None and "predicted" in wide["dense_skipped"]
+
+
+def test_robustness_sweep_counts_every_cell_and_large_damping_is_clean():
+    """The opt-in robustness sweep: every (route, dtype) sees each draw at two
+    dampings, the documented fields are there, and at a large damping
+    (``κ_2 <= 1.25``) no route refuses or warns and every error is a few
+    eps (the bound is 16 eps max(κ, pivot_condition), see tests/solvers)."""
+    res = bench.run_bench(sweeps=("robustness",), robustness_draws=3, dgemm_n=16, repeats=1,
+                          progress=False)
+    rb = res["robustness"]
+    assert rb["draws"] == 3
+    fields = {"route", "dtype", "regime", "cells", "refused_route", "refused_matrix", "refused_open",
+              "warned", "near_singular", "forward_median", "forward_max", "forward_max_unwarned",
+              "backward_max"}
+    per_route = {}
+    for r in rb["rows"]:
+        assert set(r) == fields
+        assert r["refused_route"] + r["refused_matrix"] + r["refused_open"] + r["warned"] <= r["cells"]
+        per_route[r["route"], r["dtype"]] = per_route.get((r["route"], r["dtype"]), 0) + r["cells"]
+        if r["regime"] == "large damping":
+            assert r["refused_route"] == r["refused_matrix"] == r["refused_open"] == r["warned"] == 0
+            assert r["forward_max"] <= 16 and r["backward_max"] <= 16
+    assert per_route == {(m, d): 6 for m in bench.ROBUSTNESS_ROUTES for d in ("float64", "float32")}
+    assert "Robustness: 3 random problems" in bench.format_report(res)

@@ -57,6 +57,7 @@ import warnings
 from ..backend import get_backend, xp
 from ..factorization import Factorization, machine_eps
 from ..finite import check_finite, largest
+from ..rop import rop_hvp_cached
 
 __all__ = ["KrylovSolver", "KrylovConvergenceWarning", "KrylovBreakdownWarning", "OPTIONS"]
 
@@ -195,7 +196,7 @@ class KrylovSolver(Factorization):
 
     def _scaled(self, v):
         """``(H + εI) v / s`` by one R-operator product."""
-        return _times_pow2(self.curvature.hvp(v) + self.damping * v, -self._s_exp)
+        return _times_pow2(rop_hvp_cached(self.curvature, v) + self.damping * v, -self._s_exp)
 
     def _watched(self, col):
         """The operator SciPy iterates with: :meth:`_scaled`, checking what

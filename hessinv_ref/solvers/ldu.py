@@ -18,33 +18,100 @@ Because :math:`M` is unit triangular, :math:`\det K' = \det(H + εI)
 blocks can be unstable (each :math:`S_l` is factored with partial pivoting
 inside the block, but a small :math:`S_l` is not avoided); the banded route
 pivots across blocks.
+
+Each :math:`S_l` is factored and judged *equilibrated* (rows, then columns
+scaled by powers of two, :class:`EquilibratedLU`): its rows of
+:math:`H_{xx} + εI` grow with ``ε`` beside rows of order one, and unscaled
+its condition would grow like ``ε`` even where :math:`H + εI` is perfectly
+conditioned.  A scaled pivot with ``rcond < eps`` stops the elimination; the
+error then says whether :math:`H + εI` is singular or this route broke down
+on a nonsingular matrix (:mod:`hessinv_ref.factorization`).
 """
 
 from __future__ import annotations
 
 from ..backend import BackendNotSupportedError, get_backend
-from ..factorization import Factorization, check_pivot, slogdet_of_blocks
+from ..factorization import Factorization, check_pivot, equilibrate, slogdet_of_blocks
 from .lifted import LiftedSystem
 
-__all__ = ["LDUFactorization"]
+__all__ = ["LDUFactorization", "EquilibratedLU"]
+
+
+def _scale_rows(v, R):
+    """``diag(v) R`` for ``R`` of shape (n,) or (n, k)."""
+    return v * R if R.ndim == 1 else v[:, None] * R
+
+
+class EquilibratedLU:
+    r"""LU with partial pivoting of one Schur complement, equilibrated.
+
+    :math:`S = D_r^{-1} \tilde S D_c^{-1}` with :math:`\tilde S = D_r S D_c`
+    scaled by powers of two (:func:`~hessinv_ref.factorization.equilibrate`),
+    so :math:`S^{-1} R = D_c \tilde S^{-1} D_r R`.  A Schur complement of
+    :math:`K'` has rows of :math:`H_{xx} + εI` (size ``ε``) beside rows of
+    Jacobians and identities (size 1); the scaled :math:`\tilde S` is the
+    matrix whose condition says how many digits the elimination keeps, and
+    the one the pivot rule judges.  (Row scaling by powers of two can change
+    the row interchanges, never the rounding of an entry.)
+
+    Parameters
+    ----------
+    be : Backend
+    S : array, shape (n, n)
+        Not modified.
+
+    Attributes
+    ----------
+    r, c : array, shape (n,)
+        The row and column scalings.
+    lu : DenseLU
+        The backend's LU of :math:`\tilde S`.
+    rcond : float
+        Reciprocal 1-norm condition estimate of :math:`\tilde S`.
+    """
+
+    def __init__(self, be, S):
+        self.r, self.c = equilibrate(S)
+        self.lu = be.lu(self.r[:, None] * S * self.c[None, :])
+        self.rcond = self.lu.rcond
+
+    def solve(self, R, trans=False):
+        r""":math:`S^{-1} R`, or :math:`S^{-T} R = D_r \tilde S^{-T} D_c R`."""
+        if trans:
+            return _scale_rows(self.r, self.lu.solve(_scale_rows(self.c, R), trans=True))
+        return _scale_rows(self.c, self.lu.solve(_scale_rows(self.r, R)))
+
+    def slogdet(self):
+        r""":math:`\det S = \det \tilde S / (\prod r \prod c)`: the scalings
+        are positive, so only the log changes."""
+        xp = get_backend().xp
+        sign, logabs = self.lu.slogdet()
+        return sign, logabs - float(xp.sum(xp.log(self.r)) + xp.sum(xp.log(self.c)))
 
 
 def _lu_pivot(be, S, layer):
-    """LU of one Schur complement with a condition check; returns
-    ``(lu, rcond)`` with ``lu`` a :class:`~hessinv_ref.backend.DenseLU`.
+    """The equilibrated LU of one Schur complement with the pivot rule
+    applied; returns ``(lu, rcond)``.
 
-    On NumPy that is LAPACK ``?getrf``/``?gecon`` called directly (the
+    On NumPy the LU is LAPACK ``?getrf``/``?gecon`` called directly (the
     routines behind ``scipy.linalg.lu_factor``; the Schur complements are
     small, and the wrappers' per-call validation would cost more than the
     factorizations, once per layer).  An exactly zero diagonal entry of
     ``U`` or a non-finite factor gives ``rcond = 0``, and
     :func:`check_pivot` then raises."""
-    lu = be.lu(S)
+    lu = EquilibratedLU(be, S)
     return lu, check_pivot("ldu", layer, lu.rcond, S.shape[0], dtype=S.dtype)
 
 
 class LDUFactorization(Factorization):
     """Block LDU of :math:`K' = Π K Π^T` (``method="ldu"``).
+
+    Each Schur complement is factored equilibrated (:class:`EquilibratedLU`),
+    and its condition is judged in that form: a pivot singular to working
+    precision raises :class:`~hessinv_ref.factorization.SingularPivotError`,
+    whose message says whether :math:`H + εI` is singular or the elimination
+    (which does not pivot across layers) broke down on a nonsingular matrix,
+    and then which route factors it.
 
     Attributes
     ----------
@@ -56,10 +123,9 @@ class LDUFactorization(Factorization):
 
     method = "ldu"
 
-    def __init__(self, curvature, damping):
-        super().__init__(curvature, damping)
+    def _factor(self):
         be = get_backend()
-        self.lifted = LiftedSystem(curvature.blocks, self.damping)
+        self.lifted = LiftedSystem(self.curvature.blocks, self.damping)
         T = self.lifted.K_pivoted
         self.S, self._lu, self._U = [], [], []
         for l in range(len(T.diag)):

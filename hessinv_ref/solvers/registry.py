@@ -1,6 +1,9 @@
 r"""The route registry: which class factors :math:`H + εI` for each ``method=``.
 
-The one place that maps a route's name to its class, so the front door
+The table itself, :data:`~hessinv_ref.factorization.ROUTES`, is filled by
+the routes (each registers itself under its ``method`` name); this module
+imports every route so that the table is complete, checks ``method=`` and
+its options, and is the one place the front door
 (:func:`hessinv_ref.inverse.factorize`, :meth:`hessinv_ref.Curvature.factorize`)
 and the tools look routes up here rather than importing each solver.
 """
@@ -8,14 +11,19 @@ and the tools look routes up here rather than importing each solver.
 from __future__ import annotations
 
 from ..backend import get_backend
+
+# Importing each exact route is what enters it in ROUTES: a subclass of
+# Factorization with a ``method`` name registers itself when defined.
 from ..dense import DenseFactorization
+from ..factorization import ROUTES
 from .banded import BandedFactorization
 from .krylov import OPTIONS as KRYLOV_OPTIONS
 from .krylov import KrylovSolver
 from .ldu import LDUFactorization
 from .riccati import RiccatiFactorization
 
-__all__ = ["METHODS", "DEFAULT_METHOD", "ROUTES", "default_method", "factorize_curvature"]
+__all__ = ["METHODS", "DEFAULT_METHOD", "ROUTES", "default_method", "factorize_curvature",
+           "BandedFactorization", "DenseFactorization", "LDUFactorization", "RiccatiFactorization"]
 
 METHODS = ("riccati", "banded", "ldu", "dense", "cg", "minres")
 """Every accepted value of ``method=`` (besides ``None``, the default): the exact
@@ -65,13 +73,3 @@ def factorize_curvature(curvature, damping, method=None, **options):
             f"{list(KRYLOV_OPTIONS)} are options of the Krylov routes 'cg' and 'minres' only"
         )
     return ROUTES[method](curvature, damping)
-
-
-ROUTES = {
-    "riccati": RiccatiFactorization,
-    "banded": BandedFactorization,
-    "ldu": LDUFactorization,
-    "dense": DenseFactorization,
-}
-"""The exact routes' classes by name; ``cg`` and ``minres`` are
-:class:`~hessinv_ref.solvers.krylov.KrylovSolver` with that ``method``."""

@@ -49,6 +49,15 @@ By Sylvester's law of inertia, :math:`H + εI` is congruent to
 :math:`\mathrm{blockdiag}(Q_{xx}^{(l)})`: it is positive definite iff every
 pivot is, its negative eigenvalues are counted by the pivots', and
 :math:`\log|\det(H + εI)| = \sum_l \log|\det Q_{xx}^{(l)}|`.
+
+Each pivot is judged by the rule of :mod:`hessinv_ref.factorization` as it
+is: :math:`Q_{xx}^{(l)}` is a symmetric Schur complement of :math:`H + εI`
+(of its trailing layers), in the matrix's own units, so ``ε`` of any size
+leaves it well scaled.  ``rcond < eps`` stops the sweep.  On a positive
+definite :math:`H + εI` that means the matrix is singular at this precision;
+on an indefinite one a trailing block can be singular while the whole is
+not, and the error then says so and names the route that factors it
+(``banded`` on NumPy).
 """
 
 from __future__ import annotations
@@ -226,10 +235,9 @@ class RiccatiFactorization(Factorization):
     fast = True
     """Use the stage-matrix sweeps (default) or the plain, line-by-line ones."""
 
-    def __init__(self, curvature, damping):
-        super().__init__(curvature, damping)
+    def _factor(self):
         self._be = get_backend()
-        blocks = curvature.blocks
+        blocks = self.curvature.blocks
         L = len(blocks)
         self.pivots, self.gains, self._Qxz = [None] * L, [None] * L, [None] * L
         self.S = [None] * (L + 1)

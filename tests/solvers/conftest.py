@@ -167,9 +167,13 @@ def relative_error(x, ref):
     NumPy copies."""
     x, ref = N(x), N(ref)
     assert x.shape == ref.shape, f"shape {x.shape} != {ref.shape}"
-    x2, r2 = x.reshape(x.shape[0], -1), ref.reshape(ref.shape[0], -1)
-    num = np.linalg.norm(x2 - r2, axis=0)
-    den = np.linalg.norm(r2, axis=0)
+    x2, r2 = x.reshape(x.shape[0], -1).astype(np.float64), ref.reshape(ref.shape[0], -1)
+    # each column scaled by its largest entry first: a solution of size
+    # 1e-300 (damping 1e300) would underflow when squared
+    s = np.max(np.abs(r2), axis=0, initial=0.0)
+    s = np.where(s > 0, s, 1.0)
+    num = np.linalg.norm((x2 - r2) / s, axis=0)
+    den = np.linalg.norm(r2 / s, axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.where(num > 0, np.inf, 0.0))
     return float(rel.max(initial=0.0))

@@ -119,9 +119,10 @@ def test_log_determinant_is_the_product_of_the_schur_complements():
 
 def test_unpivoted_elimination_can_be_worse_conditioned_than_the_matrix():
     """The paper's warning, made visible: on this problem κ(H + εI) ≈ 700,
-    yet an LDU pivot has condition ≈ 1.5e8 (> 1/sqrt(eps): a warning), while
-    banded LU, pivoting across blocks, stays near κ (NumPy only: the banded
-    LU is).  Both answers are still within their stated bounds."""
+    yet an LDU pivot, equilibrated, has condition ≈ 1.1e6 (unscaled it
+    reads 1.5e8), while banded LU, pivoting across blocks, stays within a
+    small factor of κ (NumPy only: the banded LU is).  Both answers are
+    still within their stated bounds."""
     curv = Curvature(
         *random_problem(4, 3, 2, layers="mixed", activation="sigmoid", head="mse", scale=2.0, seed=157)
     )
@@ -129,14 +130,13 @@ def test_unpivoted_elimination_can_be_worse_conditioned_than_the_matrix():
     ref = dense_reference(curv, eps)
     assert ref.kappa < 1e3
     ldu, ill = factorize_recording(curv, eps, "ldu")
-    assert ill and ldu.pivot_condition > 1e5 * ref.kappa
-    assert any("ldu: the pivot of layer" in str(w.message) for w in ill)
+    assert not ill and ldu.pivot_condition > 1e3 * ref.kappa  # below 1/sqrt(eps): no warning
     g = np.random.default_rng(0).standard_normal(curv.P)
     x = ref.solve(g)
     assert relative_error(ldu.solve(B(g)), x) <= forward_bound(ref.kappa, ldu)
     if ON_NUMPY:
         banded, ill_banded = factorize_recording(curv, eps, "banded")
-        assert not ill_banded and banded.pivot_condition < 1e3 * ref.kappa
+        assert not ill_banded and banded.pivot_condition < 10 * ref.kappa
         assert relative_error(banded.solve(B(g)), x) <= forward_bound(ref.kappa, banded)
 
 
