@@ -74,7 +74,7 @@ from .layers import Dense, Residual, SoftmaxCrossEntropy, SquaredError
 from .network import Network
 from .testing import diagnose
 from .testing.report import Check, Report, judge
-from .testing.tolerances import C_TOL, gradient_scale
+from .testing.tolerances import C_TOL, gradient_scale, zero_band
 
 __all__ = [
     "FORMAT",
@@ -348,7 +348,7 @@ def _check_dampings(damping):
 def _eig_answers(A):
     w = np.linalg.eigvalsh(A)
     P = A.shape[0]
-    zero_tol = P * EPS * float(np.max(np.abs(w)))
+    zero_tol = zero_band(w)
     n_zero = int(np.count_nonzero(np.abs(w) <= zero_tol))
     n_neg = int(np.count_nonzero(w < -zero_tol))
     with np.errstate(divide="ignore"):
@@ -912,7 +912,8 @@ def verify(path, *, rtol=None):
             w, logdet, sign, inertia = _eig_answers(A)
             wabs = np.abs(w)
             wmax = float(np.max(wabs))
-            singular = float(np.min(wabs)) <= n * EPS * wmax
+            band = zero_band(w)  # n eps max|lambda|
+            singular = float(np.min(wabs)) <= band
             kappa = math.inf if singular else wmax / float(np.min(wabs))
             if "inverse_v" in ans:
                 if singular:
@@ -938,7 +939,7 @@ def verify(path, *, rtol=None):
                             problem, float(ans["logdet"][i]), eps_d, reference=logdet,
                             cond=float(np.sum(wmax / wabs)), rtol=rtol)
                     rows.append(row)
-            ambiguous = bool(np.any((wabs > n * EPS * wmax) & (wabs <= C_TOL * n * EPS * wmax)))
+            ambiguous = bool(np.any((wabs > band) & (wabs <= C_TOL * band)))
             for key, mine in (("logdet_sign", sign), ("inertia", inertia)):
                 if key not in ans:
                     continue

@@ -78,7 +78,7 @@ from . import diagnose
 from .diagnose import describe_architecture
 from .problems import random_problem
 from .report import Check, Column, Report
-from .tolerances import C_TOL, gradient_scale
+from .tolerances import C_TOL, gradient_scale, zero_band
 
 __all__ = [
     "C_TOL",
@@ -507,7 +507,7 @@ def assert_inverse_hvp_close(candidate, *, problems=None, damping=None, rtol=Non
             A = H + eps_d * np.eye(P)
             w = np.linalg.eigvalsh(A)
             kappa = float(np.max(np.abs(w)) / np.min(np.abs(w))) if np.min(np.abs(w)) > 0 else math.inf
-            if not kappa * P * EPS < 1:
+            if not float(np.min(np.abs(w))) > zero_band(w):
                 raise ValueError(
                     f"problem {prob.label}: H + {eps_d:g} I is numerically singular "
                     f"(condition number {kappa:.3g}); choose a larger damping"
