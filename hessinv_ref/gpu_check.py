@@ -21,7 +21,8 @@ and with the *NumPy* results of the same problem (same seed: the problem is
 drawn with NumPy and moved with :func:`~hessinv_ref.backend.from_numpy`;
 the NumPy side runs in float64 with ``scipy.linalg.solve``, on the inputs
 exactly as the backend received them, i.e. after rounding to ``--dtype``).
-Everything is printed as one table.
+Everything is printed as one table, a :class:`~hessinv_ref.testing.report.Report`
+whose rows are :class:`~hessinv_ref.testing.report.Check` objects.
 
 Tolerances
 ----------
