@@ -62,7 +62,7 @@ import math
 import numbers
 import zipfile
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +73,8 @@ from .backend.constants import EPS
 from .layers import Dense, Residual, SoftmaxCrossEntropy, SquaredError
 from .network import Network
 from .testing import diagnose
-from .testing.tolerances import gradient_scale
+from .testing.report import Check, Report, judge
+from .testing.tolerances import C_TOL, gradient_scale, zero_band
 
 __all__ = [
     "FORMAT",
@@ -105,9 +106,6 @@ DENSE_LIMIT = 400
 MAX_VERIFY_PARAMS = 5000
 """Largest ``P`` that :func:`verify` and :func:`compute_answers` handle (they
 take the eigenvalues of the dense ``P × P`` matrix)."""
-
-C_TOL = 100.0
-"""Safety factor of the tolerances (see :func:`verify`)."""
 
 INTEGER_RTOL = 8 * EPS
 r"""How far a stored integer-valued entry ``v`` may lie from the integer
@@ -350,7 +348,7 @@ def _check_dampings(damping):
 def _eig_answers(A):
     w = np.linalg.eigvalsh(A)
     P = A.shape[0]
-    zero_tol = P * EPS * float(np.max(np.abs(w)))
+    zero_tol = zero_band(w)
     n_zero = int(np.count_nonzero(np.abs(w) <= zero_tol))
     n_neg = int(np.count_nonzero(w < -zero_tol))
     with np.errstate(divide="ignore"):
@@ -757,59 +755,48 @@ def load(path):
 
 
 @dataclass
-class VerifyRow:
-    """One quantity of :class:`VerifyReport`."""
+class VerifyRow(Check):
+    """One quantity of :class:`VerifyReport`: a
+    :class:`~hessinv_ref.testing.report.Check` (``quantity``, ``status``,
+    ``error``, ``tolerance``, ``measure``, ``detail``) with its diagnosis."""
 
-    quantity: str
-    status: str
-    error: float | None = None
-    tolerance: float | None = None
-    measure: str = ""
-    detail: str = ""
     diagnosis: object = None
     """For a failure: a :class:`~hessinv_ref.testing.diagnose.Diagnosis`
     (where the error lives, the likely cause)."""
 
-    @property
-    def passed(self):
-        return self.status == "pass"
-
 
 @dataclass
-class VerifyReport:
-    """The outcome of :func:`verify`; ``str(report)`` is the table."""
+class VerifyReport(Report):
+    """The outcome of :func:`verify`; ``str(report)`` is the table.
+
+    A :class:`~hessinv_ref.testing.report.Report` of :class:`VerifyRow`
+    rows (``rows``, the same list as ``checks``), in the report's standard
+    columns; under a failed row, its diagnosis.
+    """
 
     path: str
     library: str
-    rows: list = field(default_factory=list)
 
     @property
-    def failures(self):
-        return [r for r in self.rows if r.status == "FAIL"]
+    def rows(self):
+        """The :class:`VerifyRow` rows (the list ``checks``)."""
+        return self.checks
+
+    @rows.setter
+    def rows(self, rows):
+        self.checks = rows
 
     @property
     def passed(self):
+        """True when no quantity failed and at least one was compared and passed."""
         return not self.failures and any(r.passed for r in self.rows)
 
-    def __getitem__(self, quantity):
-        for r in self.rows:
-            if r.quantity == quantity:
-                return r
-        raise KeyError(f"quantity: expected one of {[r.quantity for r in self.rows]}, got {quantity!r}")
-
-    def table(self):
-        head = f"{'quantity':<24}{'status':<7}{'error':>11}{'tolerance':>11}  measure / note"
-        lines = [head, "-" * len(head)]
-        for r in self.rows:
-            err = "" if r.error is None else f"{r.error:.2e}"
-            tol = "" if r.tolerance is None else f"{r.tolerance:.2e}"
-            note = r.measure + (f"; {r.detail}" if r.detail else "")
-            lines.append(f"{r.quantity:<24}{r.status:<7}{err:>11}{tol:>11}  {note}")
-            if r.diagnosis is not None:
-                lines.append(r.diagnosis.text(indent="    "))
-        return "\n".join(lines)
+    def lines_after(self, row):
+        """The diagnosis of a failed row, indented."""
+        return [] if row.diagnosis is None else [row.diagnosis.text(indent="    ")]
 
     def summary(self):
+        """One line: the verdict, the file, and the failed quantities."""
         n_fail = len(self.failures)
         verdict = "PASS" if self.passed else "FAIL"
         return (f"{verdict}: {self.path} (answers by {self.library}): "
@@ -827,7 +814,7 @@ def _cmp(rows, quantity, stored, ref, scale, tol, measure, rtol, norm="max", dia
     else:
         err = float(np.max(np.abs(stored - ref), initial=0.0)) / scale
     tol = rtol if rtol is not None else tol
-    row = VerifyRow(quantity, "pass" if err <= tol else "FAIL", err, tol, measure)
+    row = VerifyRow(quantity, judge(err, tol), err, tol, measure)
     if not row.passed and diagnose is not None:
         row.diagnosis = diagnose()
     rows.append(row)
@@ -862,7 +849,7 @@ def verify(path, *, rtol=None):
     -----
     The tolerance of each quantity (``hessinv-ref verify --help`` repeats them).
     With ``n = P`` (the length of the sums that build each answer) and
-    :math:`C = 100` (:data:`C_TOL`):
+    :math:`C = 100` (:data:`~hessinv_ref.testing.tolerances.C_TOL`):
 
     * ``loss``: :math:`|Δ| / \max(|ℓ|, \max|u|) \le C n ε`, ``u`` the head's
       logits (the loss is a difference of terms of that size);
@@ -925,7 +912,8 @@ def verify(path, *, rtol=None):
             w, logdet, sign, inertia = _eig_answers(A)
             wabs = np.abs(w)
             wmax = float(np.max(wabs))
-            singular = float(np.min(wabs)) <= n * EPS * wmax
+            band = zero_band(w)  # n eps max|lambda|
+            singular = float(np.min(wabs)) <= band
             kappa = math.inf if singular else wmax / float(np.min(wabs))
             if "inverse_v" in ans:
                 if singular:
@@ -944,14 +932,14 @@ def verify(path, *, rtol=None):
                     tol = C_TOL * n * EPS * float(np.sum(wmax / wabs))
                     err = abs(float(ans["logdet"][i]) - logdet)
                     t = rtol if rtol is not None else tol
-                    row = VerifyRow(f"logdet{tag}", "pass" if err <= t else "FAIL", err, t,
+                    row = VerifyRow(f"logdet{tag}", judge(err, t), err, t,
                                     "|d| (absolute: an error in log|det|)")
                     if not row.passed:
                         row.diagnosis = diagnose.diagnose_logdet(
                             problem, float(ans["logdet"][i]), eps_d, reference=logdet,
                             cond=float(np.sum(wmax / wabs)), rtol=rtol)
                     rows.append(row)
-            ambiguous = bool(np.any((wabs > n * EPS * wmax) & (wabs <= C_TOL * n * EPS * wmax)))
+            ambiguous = bool(np.any((wabs > band) & (wabs <= C_TOL * band)))
             for key, mine in (("logdet_sign", sign), ("inertia", inertia)):
                 if key not in ans:
                     continue

@@ -21,7 +21,8 @@ and with the *NumPy* results of the same problem (same seed: the problem is
 drawn with NumPy and moved with :func:`~hessinv_ref.backend.from_numpy`;
 the NumPy side runs in float64 with ``scipy.linalg.solve``, on the inputs
 exactly as the backend received them, i.e. after rounding to ``--dtype``).
-Everything is printed as one table.
+Everything is printed as one table, a :class:`~hessinv_ref.testing.report.Report`
+whose rows are :class:`~hessinv_ref.testing.report.Check` objects.
 
 Tolerances
 ----------
@@ -82,10 +83,12 @@ import math
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
 from ._argtypes import depth_list, nonnegative_float, nonnegative_int, positive_float, positive_int
+from .testing.report import Check, Column, Report, number
 
 __all__ = ["SAFETY", "main", "run_check", "add_arguments", "add_parser"]
 
@@ -265,32 +268,50 @@ def _rel_numpy(a, ref):
 # -- the run ----------------------------------------------------------------------------------
 
 
-class _Table:
-    """Rows of the one table, printed at the end."""
+@dataclass
+class _Row(Check):
+    """One row of the table: a :class:`~hessinv_ref.testing.report.Check`
+    whose ``error`` is the larger of its two relative errors (against the
+    backend's dense oracle and against NumPy) and whose ``detail`` is the
+    note; an inverse route also has a backward error and its bound."""
 
-    HEAD = f"{'check':<24}{'vs backend':>12}{'vs NumPy':>12}{'backward':>11}{'tolerance':>11}  {'status':<8}note"
+    vs_backend: float | None = None
+    vs_numpy: float | None = None
+    backward: float | None = None
+    tolerance_backward: float | None = None
 
-    def __init__(self):
-        self.rows, self.failed = [], []
+
+def _status_word(row):
+    return "ok" if row.passed else row.status
+
+
+class _Table(Report):
+    """The rows of the one table, printed at the end: a
+    :class:`~hessinv_ref.testing.report.Report` whose failures fail the run."""
+
+    COLUMNS = (
+        Column("check", lambda r: r.quantity, 24),
+        Column("vs backend", number("vs_backend", ".1e", "-"), 12, ">"),
+        Column("vs NumPy", number("vs_numpy", ".1e", "-"), 12, ">"),
+        Column("backward", number("backward", ".1e", "-"), 11, ">"),
+        Column("tolerance", number("tolerance", ".1e", "-"), 11, ">"),
+        Column("status", _status_word, 8, gap=2),
+        Column("note", lambda r: r.detail),
+    )
 
     def check(self, name, rel_b, rel_np, bwd, tol, tol_bwd=None, note="", enforce=True):
         """One compared row; ``enforce=False``: out of tolerance reads
         ``info`` and does not fail the run."""
         ok = rel_b <= tol and rel_np <= tol and (bwd is None or bwd <= tol_bwd)
-        if not (math.isfinite(rel_b) and math.isfinite(rel_np)):
-            ok = False
-        status = "ok" if ok else "FAIL" if enforce else "info"
-        if status == "FAIL":
-            self.failed.append(name)
-        bwd_s = "-" if bwd is None else f"{bwd:.1e}"
-        self.rows.append(
-            f"{name:<24}{rel_b:>12.1e}{rel_np:>12.1e}{bwd_s:>11}{tol:>11.1e}  {status:<8}{note}"
-        )
+        finite = math.isfinite(rel_b) and math.isfinite(rel_np)
+        status = "pass" if ok and finite else "FAIL" if enforce else "info"
+        error = max(rel_b, rel_np) if not (math.isnan(rel_b) or math.isnan(rel_np)) else math.nan
+        self.checks.append(_Row(name, status, error, tol, "relative 2-norm error", note,
+                                vs_backend=rel_b, vs_numpy=rel_np, backward=bwd, tolerance_backward=tol_bwd))
 
     def note(self, name, status, note):
-        if status == "FAIL":
-            self.failed.append(name)
-        self.rows.append(f"{name:<24}{'-':>12}{'-':>12}{'-':>11}{'-':>11}  {status:<8}{note}")
+        """A row without numbers: ``status`` is ``skip``, ``refused`` or ``FAIL``."""
+        self.checks.append(_Row(name, status, detail=note))
 
 
 def _one_line(err):
@@ -361,16 +382,16 @@ def run_check(backend="cupy", *, depth=12, width=6, batch=4, damping=0.1, scale=
                 dense_max_gib = _default_dense_max_gib()
             timing = _timing(timing_depths, timing_width, timing_batch, timing_damping, seed, dtype,
                              dense_max_gib, dense_max_s)
-    width_line = len(_Table.HEAD) + 24
+    width_line = len(table.header()) + 24
     out(f"hessinv-ref gpu-check: backend {backend} ({device}), {dtype}")
     out(header)
     out("tolerance: 1e3 * eps * kappa (inverse; kappa = cond_2(H + eps I)), "
         "1e3 * eps * kappa_Hv (Hv; kappa_Hv = || |H||v| || / ||Hv||), backward error <= 1e3 * eps")
     out("=" * width_line)
-    out(_Table.HEAD)
+    out(table.header())
     out("-" * width_line)
-    for row in table.rows:
-        out(row)
+    for row in table.checks:
+        out(table.line(row))
     if timing:
         out("-" * width_line)
         out(f"timing: setup + riccati factor+solve vs dense (Hessian assembly + xp.linalg.solve), "
@@ -380,8 +401,8 @@ def run_check(backend="cupy", *, depth=12, width=6, batch=4, damping=0.1, scale=
             out(row)
     out("=" * width_line)
     elapsed = time.perf_counter() - start
-    if table.failed:
-        out(f"FAIL: {', '.join(table.failed)} ({elapsed:.1f} s)")
+    if table.failures:
+        out(f"FAIL: {', '.join(r.quantity for r in table.failures)} ({elapsed:.1f} s)")
         return 1
     out(f"PASS: every check within its tolerance ({elapsed:.1f} s)")
     return 0
@@ -405,6 +426,7 @@ def _accuracy(table, depth, width, batch, damping, scale, seed, dtype):
     import scipy.linalg
 
     from .backend import BackendNotSupportedError, use_backend
+    from .backend.constants import machine_eps
     from .factorization import SingularPivotError
     from .curvature import Curvature
     from .dense import hessian
@@ -423,10 +445,10 @@ def _accuracy(table, depth, width, batch, damping, scale, seed, dtype):
     kappa = float(np.linalg.cond(A_np))
     lam_min = float(np.linalg.eigvalsh(A_np)[0])
     kappa_hv = float(np.linalg.norm(np.abs(H_np) @ np.abs(v)) / max(np.linalg.norm(Hv_np), np.finfo(float).tiny))
-    eps = float(np.finfo(dtype).eps)
+    params_b, X_b, y_b, v_b = _to_backend(params, X, y, v, dtype)
+    eps = machine_eps(X_b.dtype)  # of the working precision, as the backend holds it
     tol_hv, tol_inv, tol_bwd = SAFETY * eps * kappa_hv, SAFETY * eps * kappa, SAFETY * eps
 
-    params_b, X_b, y_b, v_b = _to_backend(params, X, y, v, dtype)
     # The backend's own dense oracle.  Should it fail, every row is still
     # computed and compared with NumPy, and fails for want of this reference.
     Hv_b = x_b = None

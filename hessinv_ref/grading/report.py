@@ -1,6 +1,13 @@
 """What the grader reports: one :class:`CheckResult` per check, gathered in a
 :class:`GradeReport` that prints as a table (plus details of each failure) or
 serialises to JSON for a class roster.
+
+These are not the oracle kit's :class:`~hessinv_ref.testing.report.Check`
+and :class:`~hessinv_ref.testing.report.Report`, on purpose: a grading check
+is a verdict over many cases with no single error and tolerance; its failure
+is told in words (``kind``, ``case``, ``expected``, ``actual``, ``hint``);
+``passed`` is a stored field of the JSON roster (:meth:`GradeReport.to_dict`);
+and a grade without checks (a file that could not be graded) has not passed.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """The oracle kit: reproducible problems, layer and result checkers, and
-finite-difference helpers.
+finite-difference helpers.  Every checker returns a
+:class:`~hessinv_ref.testing.report.Report` of
+:class:`~hessinv_ref.testing.report.Check` rows.
 
 Other test suites (this package's, and those of PyTorch, JAX or C++
 implementations that use hessinv_ref as a correctness oracle) build on these.
@@ -22,8 +24,11 @@ from .finite_differences import (
     central_step,
 )
 from .problems import random_problem
+from .report import Check, Report
 
 __all__ = [
+    "Check",
+    "Report",
     "CheckResult",
     "LayerCheckReport",
     "OracleProblem",

@@ -66,7 +66,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -77,7 +77,8 @@ from ..network import Network
 from . import diagnose
 from .diagnose import describe_architecture
 from .problems import random_problem
-from .tolerances import C_TOL, gradient_scale
+from .report import Check, Column, Report
+from .tolerances import C_TOL, gradient_scale, zero_band
 
 __all__ = [
     "C_TOL",
@@ -201,27 +202,21 @@ def default_problems():
 
 
 @dataclass
-class Comparison:
-    """One candidate output against the reference on one problem.
+class Comparison(Check):
+    """One candidate output against the reference on one problem: a
+    :class:`~hessinv_ref.testing.report.Check` (``quantity``, ``error``,
+    ``tolerance``, ``measure``, ``detail``; the status is judged from the
+    error and the tolerance) with the problem it was made on.
 
     ``diagnosis`` (a :class:`~hessinv_ref.testing.diagnose.Diagnosis`, for a
     failure) says where the error lives and which known mistake reproduces it.
     """
 
-    problem: str
-    quantity: str
-    error: float
-    tolerance: float
-    measure: str
-    detail: str = ""
+    problem: str = ""
     recipe: str = ""
     architecture: str = ""
     seed: int | None = None
     diagnosis: object = None
-
-    @property
-    def passed(self):
-        return bool(self.error <= self.tolerance)
 
     def describe(self, recipe=True):
         """One line; with ``recipe``, also how to rebuild the problem."""
@@ -250,33 +245,43 @@ class Comparison:
 
 
 @dataclass
-class OracleReport:
-    """What an ``assert_*`` helper compared; returned when everything passed."""
+class OracleReport(Report):
+    """What an ``assert_*`` helper compared; returned when everything passed.
+
+    A :class:`~hessinv_ref.testing.report.Report` of :class:`Comparison`
+    rows (``comparisons``, the same list as ``checks``); ``str(report)``
+    lists them, :meth:`table` tabulates them with the problem first.
+    """
 
     helper: str
-    comparisons: list = field(default_factory=list)
+
+    COLUMNS = (Column("problem", lambda c: c.problem, 16), *Report.COLUMNS)
 
     @property
-    def passed(self):
-        return all(c.passed for c in self.comparisons)
+    def comparisons(self):
+        """The :class:`Comparison` rows (the list ``checks``)."""
+        return self.checks
 
-    @property
-    def failures(self):
-        return [c for c in self.comparisons if not c.passed]
+    @comparisons.setter
+    def comparisons(self, rows):
+        self.checks = rows
+
+    def summary(self):
+        """One line: how many comparisons passed."""
+        return (f"{self.helper}: {len(self.comparisons) - len(self.failures)} of "
+                f"{len(self.comparisons)} comparisons passed")
 
     def __str__(self):
-        lines = [f"{self.helper}: {len(self.comparisons) - len(self.failures)} of "
-                 f"{len(self.comparisons)} comparisons passed"]
+        lines = [self.summary()]
         lines += ["  " + ("ok    " if c.passed else "FAIL  ") + c.describe(recipe=not c.passed)
                   for c in self.comparisons]
         return "\n".join(lines)
 
-    def raise_if_failed(self):
-        if not self.passed:
-            head = (f"{self.helper}: {len(self.failures)} of {len(self.comparisons)} "
-                    f"comparisons failed")
-            raise AssertionError("\n".join([head] + [c.explain() for c in self.failures]))
-        return self
+    def message(self):
+        """The failure message: how many failed, then each failure explained."""
+        head = (f"{self.helper}: {len(self.failures)} of {len(self.comparisons)} "
+                f"comparisons failed")
+        return "\n".join([head] + [c.explain() for c in self.failures])
 
 
 # -- shared machinery ---------------------------------------------------------------
@@ -340,8 +345,9 @@ def _run(helper, candidate, prob, *args):
 
 
 def _comparison(prob, quantity, error, tolerance, measure, detail=""):
-    return Comparison(prob.name, quantity, error, tolerance, measure, detail, prob.recipe,
-                      describe_architecture(prob.net), prob.seed)
+    return Comparison(quantity, error=error, tolerance=tolerance, measure=measure, detail=detail,
+                      problem=prob.name, recipe=prob.recipe,
+                      architecture=describe_architecture(prob.net), seed=prob.seed)
 
 
 def _diagnose(comparison, how, *args, **kwargs):
@@ -501,7 +507,7 @@ def assert_inverse_hvp_close(candidate, *, problems=None, damping=None, rtol=Non
             A = H + eps_d * np.eye(P)
             w = np.linalg.eigvalsh(A)
             kappa = float(np.max(np.abs(w)) / np.min(np.abs(w))) if np.min(np.abs(w)) > 0 else math.inf
-            if not kappa * P * EPS < 1:
+            if not float(np.min(np.abs(w))) > zero_band(w):
                 raise ValueError(
                     f"problem {prob.label}: H + {eps_d:g} I is numerically singular "
                     f"(condition number {kappa:.3g}); choose a larger damping"

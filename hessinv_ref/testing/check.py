@@ -62,7 +62,8 @@ error was 5% of this tolerance).  Rows that are products ``b_out J`` or ``J d`` 
 scale by ``|b_out|_1`` or ``|d|_1``, the amplification of the reference's
 error.  Consistency rows compare two exact routes and use the rounding bound
 :math:`C_{r}\, n\, ε\, \max_i (|A|\,|d|)_i` with ``n`` the inner dimension,
-``A`` the explicit block matrix and :math:`C_r = 10^2`.  A wrong term (a
+``A`` the explicit block matrix and :math:`C_r = 10^2` (:data:`ROUND_SAFETY`,
+the oracle kit's :data:`~hessinv_ref.testing.tolerances.C_TOL`).  A wrong term (a
 dropped cross term, a transposed block, a sign) is off by the scale itself,
 six orders of magnitude above these tolerances.
 
@@ -88,37 +89,47 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..backend import from_numpy, get_backend, to_numpy
 from ..layers import _check_positive_int as _positive_int
 from .finite_differences import EPS, central_error_bound, central_jacobian, central_step
+from .report import Check, Column, Report, judge, number
+from .tolerances import C_TOL
 
 __all__ = ["check_layer", "CheckResult", "LayerCheckReport", "ROWS", "FD_SAFETY", "ROUND_SAFETY"]
 
 FD_SAFETY = 1e3
 """Allowance over the central-difference error bound (see the module notes)."""
 
-ROUND_SAFETY = 1e2
-"""Allowance over ``n * eps`` for the consistency of two exact routes."""
+ROUND_SAFETY = C_TOL
+"""Allowance over ``n * eps`` for the consistency of two exact routes: the
+oracle kit's rounding factor :data:`~hessinv_ref.testing.tolerances.C_TOL`
+(100), the same ``C n ε`` rule as the assert helpers'."""
 
 @dataclass
-class CheckResult:
-    """One row of a :class:`LayerCheckReport`.
+class CheckResult(Check):
+    """One row of a :class:`LayerCheckReport`: a
+    :class:`~hessinv_ref.testing.report.Check` with the worst entry.
 
     Attributes
     ----------
     quantity : str
         What was checked, e.g. ``"Hxz"`` or ``"vjp: b_in"``.
-    method : str
-        The protocol method whose output was checked (``"curvature"``, ``"vjp"``, ...).
     status : {"pass", "FAIL", "skip"}
     error : float or None
         Largest entrywise absolute error.
     tolerance : float or None
         The allowed absolute error.
+    measure : str
+        Unused here (every row's measure is the largest entrywise error).
+    detail : str
+        Why a row failed or was skipped, when it is not a tolerance miss
+        (a wrong shape, an exception, a failed dependency).
+    method : str
+        The protocol method whose output was checked (``"curvature"``, ``"vjp"``, ...).
     scale : float or None
         The scale ``S`` that the tolerance is relative to.
     index : tuple or None
@@ -127,27 +138,14 @@ class CheckResult:
         The worst entry and its reference value.
     reference : str
         What the quantity was compared with.
-    detail : str
-        Why a row failed or was skipped, when it is not a tolerance miss
-        (a wrong shape, an exception, a failed dependency).
     """
 
-    quantity: str
-    method: str
-    status: str
-    error: float | None = None
-    tolerance: float | None = None
+    method: str = ""
     scale: float | None = None
     index: tuple | None = None
     actual: float | None = None
     expected: float | None = None
     reference: str = ""
-    detail: str = ""
-
-    @property
-    def passed(self):
-        """True for ``"pass"``."""
-        return self.status == "pass"
 
     @property
     def rel_error(self):
@@ -182,33 +180,43 @@ class CheckResult:
         return msg
 
 
+def _layer_note(r):
+    note = "" if r.index is None or r.passed else str(r.index)
+    if r.detail:
+        note = (note + "  " if note else "") + r.detail
+    return note
+
+
 @dataclass
-class LayerCheckReport:
+class LayerCheckReport(Report):
     """The outcome of :func:`check_layer`: one :class:`CheckResult` per quantity.
 
-    ``str(report)`` is a table; :attr:`passed` is True when no row failed.
+    A :class:`~hessinv_ref.testing.report.Report` (``rows`` is its list
+    ``checks``); ``str(report)`` is a table; :attr:`passed` is True when no
+    row failed.
     """
 
     layer: object
     batch: int
     seed: int
-    rows: list = field(default_factory=list)
+
+    COLUMNS = (
+        Column("quantity", lambda r: r.quantity, 22),
+        Column("method", lambda r: r.method, 14),
+        Column("status", lambda r: r.status, 7),
+        Column("rel. error", number("rel_error"), 11, ">"),
+        Column("rtol", number("rel_tolerance"), 11, ">"),
+        Column("worst index / note", _layer_note, gap=2),
+    )
 
     @property
-    def failures(self):
-        """The rows that failed."""
-        return [r for r in self.rows if r.status == "FAIL"]
+    def rows(self):
+        """The :class:`CheckResult` rows (the list ``checks``)."""
+        return self.checks
 
-    @property
-    def passed(self):
-        """True when no row failed (skipped rows do not count)."""
-        return not self.failures
-
-    def __getitem__(self, quantity):
-        for r in self.rows:
-            if r.quantity == quantity:
-                return r
-        raise KeyError(f"quantity: expected one of {[r.quantity for r in self.rows]}, got {quantity!r}")
+    @rows.setter
+    def rows(self, rows):
+        self.checks = rows
 
     def summary(self):
         """One line: the layer and the failing quantities."""
@@ -229,26 +237,11 @@ class LayerCheckReport:
 
     def table(self):
         """The per-quantity table as text."""
-        head = f"{'quantity':<22}{'method':<14}{'status':<7}{'rel. error':>11}{'rtol':>11}  worst index / note"
-        lines = [head, "-" * len(head)]
-        for r in self.rows:
-            rel = "" if r.rel_error is None else f"{r.rel_error:.2e}"
-            tol = "" if r.rel_tolerance is None else f"{r.rel_tolerance:.2e}"
-            note = "" if r.index is None or r.passed else str(r.index)
-            if r.detail:
-                note = (note + "  " if note else "") + r.detail
-            lines.append(f"{r.quantity:<22}{r.method:<14}{r.status:<7}{rel:>11}{tol:>11}  {note}")
-        lines.append(f"(batch {self.batch}, seed {self.seed}; errors and tolerances relative to each row's scale)")
-        return "\n".join(lines)
+        return (super().table() + f"\n(batch {self.batch}, seed {self.seed}; "
+                "errors and tolerances relative to each row's scale)")
 
     def __str__(self):
         return self.summary() + "\n" + self.table()
-
-    def raise_if_failed(self):
-        """Raise ``AssertionError`` with :meth:`message` if any row failed."""
-        if not self.passed:
-            raise AssertionError(self.message())
-        return self
 
 
 class _MethodError(Exception):
@@ -358,7 +351,7 @@ class _Checker:
         k = np.unravel_index(int(np.argmax(diff)), diff.shape)
         err = float(diff[k])
         return self._row(
-            quantity=quantity, method=method, status="pass" if err <= tol else "FAIL",
+            quantity=quantity, method=method, status=judge(err, tol),
             error=err, tolerance=tol, scale=S, index=tuple(int(i) for i in k),
             actual=float(actual[k]), expected=float(expected[k]), reference=reference,
         )

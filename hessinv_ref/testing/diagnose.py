@@ -58,9 +58,10 @@ from functools import cached_property
 import numpy as np
 
 from ..backend import from_numpy, to_numpy
+from ..backend.constants import EPS
 from ..curvature import Curvature
 from ..layers import AffineLayer, LossHead, SquaredError
-from .tolerances import C_TOL, gradient_scale
+from .tolerances import C_TOL, gradient_scale, zero_band
 
 __all__ = [
     "DENSE_LIMIT",
@@ -78,8 +79,7 @@ __all__ = [
     "diagnose_logdet",
 ]
 
-EPS = float(np.finfo(np.float64).eps)
-EPS32 = float(np.finfo(np.float32).eps)
+EPS32 = float(np.finfo(np.float32).eps)  # of the host's float32: the float32 hypothesis is NumPy arithmetic
 
 DENSE_LIMIT = 1000
 """Largest ``P`` for which a hypothesis may form a dense ``P × P`` matrix
@@ -706,7 +706,7 @@ def _spectrum(A, what):
     numerically singular (no inverse or log-det to compare with)."""
     w = np.linalg.eigvalsh(A)
     wabs = np.abs(w)
-    if not float(np.min(wabs)) > A.shape[0] * EPS * float(np.max(wabs)):
+    if not float(np.min(wabs)) > zero_band(w):
         raise NotChecked(f"{what} is numerically singular")
     return wabs
 
@@ -714,8 +714,9 @@ def _spectrum(A, what):
 def _solve(A, rhs, what):
     """``(x, ||x||, kappa)`` for a nonsingular ``A``; for a numerically
     singular one, a :class:`_Residual` (compared by backward error, cond 1)."""
-    wabs = np.abs(np.linalg.eigvalsh(A))
-    if not float(np.min(wabs)) > A.shape[0] * EPS * float(np.max(wabs)):
+    w = np.linalg.eigvalsh(A)
+    wabs = np.abs(w)
+    if not float(np.min(wabs)) > zero_band(w):
         return _Residual(A, rhs, float(np.max(wabs)) or 1.0), 1.0, 1.0
     x = np.linalg.solve(A, rhs)
     return x, float(np.linalg.norm(x)) or 1.0, float(np.max(wabs) / np.min(wabs))
