@@ -32,8 +32,9 @@ def PlainCurvature(*problem):
     return Curvature(*problem, path="reference")
 
 
-class PlainRiccati(RiccatiFactorization):
-    fast = False
+def PlainRiccati(curv, damping):
+    """The reference sweeps, line by line."""
+    return RiccatiFactorization(curv, damping, path="reference")
 
 
 def assert_close_to_rounding(a, b, what, factor=64):

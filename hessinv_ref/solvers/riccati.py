@@ -27,9 +27,10 @@ and a forward sweep rolls out :math:`x_l = k_l + K_l t_{l-1}`,
 :math:`Q_{xx}, K_l, S_l` do not depend on ``g``: they are the factorization,
 and each further right-hand side costs only the vector sweeps.
 
-Two implementations of the same sweeps are kept side by side.  The plain
-one (:meth:`RiccatiFactorization._factor_plain`) is the recursion above,
-line by line.  The fast one (the default) groups each layer's blocks into
+Two implementations of the same sweeps are kept side by side, chosen by
+``path=``.  The reference one (``path="reference"``,
+:meth:`RiccatiFactorization._sweep_plain`) is the recursion above, line by
+line.  The fast one (``path="fast"``, the default) groups each layer's blocks into
 the *stage* matrices of the quadratic program,
 
 .. math::
@@ -62,10 +63,12 @@ not, and the error then says so and names the route that factors it
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 from ..backend import get_backend
 from ..factorization import Factorization, check_pivot, slogdet_of_blocks
 
-__all__ = ["RiccatiFactorization", "SymmetricPivot"]
+__all__ = ["RiccatiFactorization", "Stage", "SymmetricPivot"]
 
 
 def _sym(A):
@@ -216,13 +219,51 @@ def _stage_matrices(xp, blocks, damping):
     return J, H
 
 
-class RiccatiFactorization(Factorization):
-    """The Riccati sweep (``method="riccati"``), symmetric throughout.
+class Stage(NamedTuple):
+    r"""What the backward sweep keeps of stage ``l``: everything the solve's
+    two sweeps and the inertia read, in one record.
 
     Attributes
     ----------
+    pivot : SymmetricPivot
+        The factored :math:`Q_{xx}^{(l)}`, shape (p_l, p_l).
+    K : array, shape (p_l, a_{l-1})
+        The gain :math:`K_l = -Q_{xx}^{-1} Q_{xz}`.
+    Qxz : array, shape (p_l, a_{l-1})
+        :math:`Q_{xz}^{(l)} = H_{xz} + J_x^T S_l J_z`.
+    S : array, shape (a_l, a_l)
+        The cost-to-go Hessian :math:`S_l` the stage was built from.
+    J : array or None, shape (a_l, p_l + a_{l-1})
+        :math:`[J_x\; J_z]` (the fast path's stage matrix; ``None`` on the
+        reference path, which reads the blocks).
+    """
+
+    pivot: Any
+    K: Any
+    Qxz: Any
+    S: Any
+    J: Any = None
+
+
+class RiccatiFactorization(Factorization):
+    r"""The Riccati sweep (``method="riccati"``), symmetric throughout.
+
+    Parameters
+    ----------
+    curvature, damping, diagnose
+        As for :class:`~hessinv_ref.factorization.Factorization`.
+    path : {"fast", "reference"}, optional
+        The stage-matrix sweeps (default, two products per layer) or the
+        reference sweeps, the module docstring's equations line by line;
+        they agree to rounding (``tests/test_fast_paths.py``).
+
+    Attributes
+    ----------
+    stages : tuple of Stage
+        ``stages[l - 1]`` holds stage ``l``'s pivot, gain, :math:`Q_{xz}`,
+        :math:`S_l` (and, on the fast path, :math:`[J_x\; J_z]`).
     pivots : list of SymmetricPivot
-        ``pivots[l - 1]`` factors :math:`Q_{xx}^{(l)}`.
+        ``pivots[l - 1]`` factors :math:`Q_{xx}^{(l)}` (from :attr:`stages`).
     gains : list of ndarray
         ``gains[l - 1]`` = :math:`K_l = -Q_{xx}^{-1} Q_{xz}`, shape (p_l, a_{l-1}).
     S : list of ndarray
@@ -232,47 +273,57 @@ class RiccatiFactorization(Factorization):
 
     method = "riccati"
 
-    fast = True
-    """Use the stage-matrix sweeps (default) or the plain, line-by-line ones."""
+    def __init__(self, curvature, damping, *, path="fast", diagnose=True):
+        if path not in ("fast", "reference"):
+            raise ValueError(f"path: expected 'fast' or 'reference', got {path!r}")
+        self.path = path
+        super().__init__(curvature, damping, diagnose=diagnose)
+
+    # the per-stage lists, read from the one record per stage
+    @property
+    def pivots(self):
+        return [st.pivot for st in self.stages]
+
+    @property
+    def gains(self):
+        return [st.K for st in self.stages]
+
+    @property
+    def S(self):
+        return [None] + [st.S for st in self.stages]
 
     def _factor(self):
         self._be = get_backend()
         blocks = self.curvature.blocks
-        L = len(blocks)
-        self.pivots, self.gains, self._Qxz = [None] * L, [None] * L, [None] * L
-        self.S = [None] * (L + 1)
-        self._fast = self.fast
-        if self._fast:
-            self._J = [None] * L
-            self._factor_fast(blocks)
-        else:
-            self._factor_plain(blocks)
+        stages = [None] * len(blocks)
+        for l, stage in (self._sweep_fast(blocks) if self.path == "fast" else self._sweep_plain(blocks)):
+            self.pivot_rconds.append(stage.pivot.rcond)
+            stages[l - 1] = stage
+        self.stages = tuple(stages)
 
     def _solve(self, G):
-        return self._solve_fast(G) if self._fast else self._solve_plain(G)
+        return self._solve_fast(G) if self.path == "fast" else self._solve_plain(G)
 
-    # -- the plain sweeps: the module docstring's equations, line by line ------
+    # -- the reference sweeps: the module docstring's equations, line by line --
 
     def _zeros(self, shape, like):
         return self._be.xp.zeros(shape, dtype=self.dtype, device=like.device)
 
-    def _factor_plain(self, blocks):
+    def _sweep_plain(self, blocks):
+        """Yield ``(l, Stage)`` for ``l = L..1``."""
         xp = self._be.xp
-        L = len(blocks)
         S = self._zeros((blocks[-1].Jz.shape[0],) * 2, blocks[-1].Jz)  # S_L = 0
-        for l in range(L, 0, -1):
+        for l in range(len(blocks), 0, -1):
             blk = blocks[l - 1]
-            self.S[l] = S
             JxT_S = blk.Jx.T @ S
             eye = xp.eye(blk.Hxx.shape[0], dtype=self.dtype, device=S.device)
             Qxx = blk.Hxx + self.damping * eye + JxT_S @ blk.Jx
             Qxz = blk.Hxz + JxT_S @ blk.Jz
             pivot = SymmetricPivot(Qxx, layer=l, backend=self._be)
-            self.pivot_rconds.append(pivot.rcond)
             K = -pivot.solve(Qxz)
+            yield l, Stage(pivot, K, Qxz, S)
             if l > 1:
                 S = _sym(blk.Hzz + blk.Jz.T @ S @ blk.Jz + Qxz.T @ K)
-            self.pivots[l - 1], self.gains[l - 1], self._Qxz[l - 1] = pivot, K, Qxz
 
     def _solve_plain(self, G):
         blocks = self.curvature.blocks
@@ -281,22 +332,24 @@ class RiccatiFactorization(Factorization):
         k = [None] * L
         s = self._zeros((blocks[-1].Jz.shape[0], G.shape[1]), G)  # s_L = 0
         for l in range(L, 0, -1):
-            blk = blocks[l - 1]
+            blk, st = blocks[l - 1], self.stages[l - 1]
             qx = -gs[l - 1] + blk.Jx.T @ s
-            k[l - 1] = -self.pivots[l - 1].solve(qx)
-            s = blk.Jz.T @ s + self._Qxz[l - 1].T @ k[l - 1]
+            k[l - 1] = -st.pivot.solve(qx)
+            s = blk.Jz.T @ s + st.Qxz.T @ k[l - 1]
         xs = []
         t = self._zeros((blocks[0].Jz.shape[1], G.shape[1]), G)  # t_0 = 0
         for l in range(1, L + 1):
             blk = blocks[l - 1]
-            x = k[l - 1] + self.gains[l - 1] @ t
+            x = k[l - 1] + self.stages[l - 1].K @ t
             t = blk.Jz @ t + blk.Jx @ x
             xs.append(x)
         return self._be.xp.concat(xs)
 
     # -- the fast sweeps: the same recursion on stage matrices -------------------
 
-    def _factor_fast(self, blocks):
+    def _sweep_fast(self, blocks):
+        """Yield ``(l, Stage)`` for ``l = L..1``, a run of equal-shaped
+        layers' stage matrices assembled at a time."""
         be = self._be
         S = self._zeros((blocks[-1].Jz.shape[0],) * 2, blocks[-1].Jz)  # S_L = 0
         for start, end in reversed(_chunks(blocks)):
@@ -304,49 +357,47 @@ class RiccatiFactorization(Factorization):
             p = blocks[start].Jx.shape[1]
             for r in range(end - start - 1, -1, -1):
                 l = start + r + 1
-                self.S[l] = S
                 J = J_run[r, ...]
                 Q = J.T @ S @ J  # J^T S J, then + the stage Hessian
                 Q += H_run[r, ...]  # in place: Q is a fresh product
                 Qxz = Q[:p, p:]
                 pivot = SymmetricPivot(Q[:p, :p], layer=l, backend=be)
-                self.pivot_rconds.append(pivot.rcond)
                 K = -pivot.solve(Qxz)  # K_l = -Qxx^{-1} Qxz
+                yield l, Stage(pivot, K, Qxz, S, J)
                 if l > 1:
-                    S = Q[p:, p:] + Qxz.T @ K
-                    S = _sym(S)
-                self.pivots[l - 1], self.gains[l - 1], self._Qxz[l - 1] = pivot, K, Qxz
-                self._J[l - 1] = J
+                    S = _sym(Q[p:, p:] + Qxz.T @ K)
 
     def _solve_fast(self, G):
         gs = self.curvature.split(G)
-        L = len(self.pivots)
+        L = len(self.stages)
         xp = self._be.xp
         k = [None] * L
-        s = self._zeros((self.S[L].shape[0], G.shape[1]), G)  # s_L = 0
+        s = self._zeros((self.stages[-1].S.shape[0], G.shape[1]), G)  # s_L = 0
         for l in range(L, 0, -1):
+            st = self.stages[l - 1]
             p = gs[l - 1].shape[0]
-            JT_s = self._J[l - 1].T @ s  # [Jx^T s; Jz^T s]
+            JT_s = st.J.T @ s  # [Jx^T s; Jz^T s]
             # k_l = -Qxx^{-1} q_x with q_x = -g_l + Jx^T s_l: the sign folded
             # into the subtraction, one elementwise pass fewer per layer
-            k[l - 1] = kl = self.pivots[l - 1].solve(gs[l - 1] - JT_s[:p, :])
-            s = JT_s[p:, :] + self._Qxz[l - 1].T @ kl  # s_{l-1} = q_z + Qxz^T k_l
+            k[l - 1] = kl = st.pivot.solve(gs[l - 1] - JT_s[:p, :])
+            s = JT_s[p:, :] + st.Qxz.T @ kl  # s_{l-1} = q_z + Qxz^T k_l
         xs = []
-        t = self._zeros((self._J[0].shape[1] - gs[0].shape[0], G.shape[1]), G)  # t_0 = 0
+        t = self._zeros((self.stages[0].J.shape[1] - gs[0].shape[0], G.shape[1]), G)  # t_0 = 0
         for l in range(1, L + 1):
-            x = self.gains[l - 1] @ t
+            st = self.stages[l - 1]
+            x = st.K @ t
             x += k[l - 1]  # in place: x is a fresh product
-            t = self._J[l - 1] @ xp.concat([x, t])  # Jx x + Jz t
+            t = st.J @ xp.concat([x, t])  # Jx x + Jz t
             xs.append(x)
         return xp.concat(xs)
 
     def logdet(self):
         r""":math:`\sum_l \log|\det Q_{xx}^{(l)}|` and the product of the signs."""
-        return slogdet_of_blocks(pivot.logdet() for pivot in self.pivots)
+        return slogdet_of_blocks(st.pivot.logdet() for st in self.stages)
 
     def inertia(self):
         """Sums of the pivots' inertias (Sylvester); ``n_zero`` is 0, since a
         singular pivot raises :class:`SingularPivotError`."""
-        n_pos = sum(p.n_pos for p in self.pivots)
-        n_neg = sum(p.n_neg for p in self.pivots)
+        n_pos = sum(st.pivot.n_pos for st in self.stages)
+        n_neg = sum(st.pivot.n_neg for st in self.stages)
         return n_pos, n_neg, 0
