@@ -157,3 +157,17 @@ def test_no_dead_reference(path):
     assert not dead, f"{path.relative_to(ROOT)}: " + "; ".join(
         f"line {line}: {ref!r} ({why})" for line, ref, why in dead
     )
+
+
+# The tests are read beside the docs too, so they may not cite the private
+# note either; the dead-link check is not run on them, since tests name
+# scratch files (``homework.md``) that exist only while they run.  This file
+# names the forbidden citation itself, so it is left out.
+TEST_SOURCES = [p for p in sorted((ROOT / "tests").rglob("*.py")) if p.name != Path(__file__).name]
+
+
+@pytest.mark.parametrize("path", TEST_SOURCES, ids=[p.relative_to(ROOT).as_posix() for p in TEST_SOURCES])
+def test_tests_do_not_cite_the_private_note(path):
+    lines = [n for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if "math.md" in line]
+    assert not lines, f"{path.relative_to(ROOT)}: cites math.md, a file we do not ship, on lines {lines}"
+

@@ -25,8 +25,6 @@ PAGES = sorted((ROOT / "tutorials").glob("*.md"))
 PAGES += sorted(p for p in (ROOT / "docs").rglob("*.md")
                 if not any(part in ("_build", "jupyter_execute", "tutorials", "exercises")
                            for part in p.relative_to(ROOT / "docs").parts[:-1]))
-# (the exercises' code cells are not yet held to the width: two lines of
-#  ex06 and ex07 are longer)
 EXERCISES = sorted((ROOT / "tutorials" / "exercises").glob("*.md"))
 SOURCES = PAGES + EXERCISES + sorted((ROOT / "hessinv_ref").rglob("*.py"))
 
@@ -57,7 +55,7 @@ def test_the_scanner():
     assert long_code_lines(page) == [(2, 91)]
 
 
-@pytest.mark.parametrize("path", PAGES, ids=[p.relative_to(ROOT).as_posix() for p in PAGES])
+@pytest.mark.parametrize("path", PAGES + EXERCISES, ids=[p.relative_to(ROOT).as_posix() for p in PAGES + EXERCISES])
 def test_code_fits_the_column(path):
     long = long_code_lines(path.read_text(encoding="utf-8"))
     assert not long, (f"{path.relative_to(ROOT)}: code lines over {MAX_CODE_LINE} characters "

@@ -1,6 +1,6 @@
 """Hessian-vector products: the R-operator, the matrix polynomial and the dense
 oracle agree; the dense Hessian agrees with finite differences of the gradient;
-the structured factors of ``math.md`` §2-§4 are what they claim to be.
+the structured factors of the notation page (docs/theory/notation.md) §2-§4 are what they claim to be.
 
 Every route runs on the active backend (problems from the strategies are
 already there, vectors are moved with ``B``); the dense oracles are NumPy
@@ -38,7 +38,7 @@ def problem_size(net, X):
 def hessian_scale(curv, v):
     r"""A bound on the terms of ``H v`` by every route: ``|Hxx| |v|`` plus the
     tangent and adjoint chains taken in absolute values, i.e. the dense
-    formula of ``math.md`` §4 evaluated on ``|Jz|, |Jx|, |H..|, |v|``.
+    formula of the notation page (docs/theory/notation.md) §4 evaluated on ``|Jz|, |Jx|, |H..|, |v|``.
 
     This is the scale of the rounding errors (not ``|H v|``, which may be a
     cancellation of large terms in a deep or badly scaled chain)."""
@@ -47,7 +47,7 @@ def hessian_scale(curv, v):
 
 
 def dense_factors(curv):
-    r"""The factors of ``math.md`` §4, ``(M, Dx, P_down, Hxx, Hxz, Hzz)``, as
+    r"""The factors of the notation page (docs/theory/notation.md) §4, ``(M, Dx, P_down, Hxx, Hxz, Hzz)``, as
     dense NumPy matrices built here from (copies of) the blocks, independently
     of :class:`~hessinv_ref.polynomial.HessianPolynomial`: ``M`` unit block
     lower-bidiagonal with :math:`-J_{z,l}` at block (l, l-1), ``P_down`` the
@@ -134,7 +134,7 @@ def test_polynomial_to_dense_equals_the_dense_oracle(problem):
 
 @given(any_problem, st.data())
 def test_each_polynomial_term_against_dense_factors(problem, data):
-    """The four terms of ``math.md`` §4, each against the same expression on
+    """The four terms of the notation page (docs/theory/notation.md) §4, each against the same expression on
     dense factors (:func:`dense_factors`), and their sum against H v."""
     net, params, X, y = problem
     v = data.draw(vectors(net.n_params), label="v")
@@ -220,7 +220,7 @@ def test_M_is_unit_lower_block_bidiagonal_with_minus_Jz(problem):
 
 @given(any_problem)
 def test_gradient_is_e_L_M_inverse_Dx(problem):
-    """``b M = e_L`` and ``g^T = b Dx`` (``math.md`` §2), from the dense factors."""
+    """``b M = e_L`` and ``g^T = b Dx`` (the notation page (docs/theory/notation.md) §2), from the dense factors."""
     net, params, X, y = problem
     curv = Curvature(net, params, X, y)
     M, Dx = dense_factors(curv)[:2]

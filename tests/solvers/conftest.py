@@ -230,7 +230,7 @@ def factorize_recording(curv, damping, method):
 def term_scale(curv, x, g, damping):
     r"""``max_j (‖|H|_{terms} |x_j|‖_1 + ε‖x_j‖_1 + ‖g_j‖_1) / (‖A‖_1 ‖x_j‖_1 + ‖g_j‖_1)``.
 
-    ``|H|_{terms}`` is the Hessian polynomial (``math.md`` §4) evaluated with
+    ``|H|_{terms}`` is the Hessian polynomial (the notation page (docs/theory/notation.md) §4) evaluated with
     the absolute values of every block: it bounds the magnitudes of the
     terms the R-operator adds up when it forms the residual ``(H + εI) x - g``,
     so it bounds that residual's rounding error, relative to the

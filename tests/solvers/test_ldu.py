@@ -2,7 +2,7 @@
 
 ``factors()`` must give ``K' = Lf D Uf`` with ``Lf`` unit block
 lower-bidiagonal, ``D = blockdiag(S_l)`` and ``Uf`` unit block
-upper-bidiagonal, ``S_l`` the Schur complements of ``math.md`` §5.  And the
+upper-bidiagonal, ``S_l`` the Schur complements of the notation page (docs/theory/notation.md) §5.  And the
 instability the paper warns about must be visible, not silent.
 
 The Schur complements are checked on every backend; ``factors()`` returns

@@ -1,6 +1,6 @@
-"""The lifted system ``K``, the pivot ``Π`` and ``K' = Π K Π^T`` (``math.md`` §5).
+"""The lifted system ``K``, the pivot ``Π`` and ``K' = Π K Π^T`` (the notation page (docs/theory/notation.md) §5).
 
-Each test rebuilds the object from the formulas of ``math.md`` with dense
+Each test rebuilds the object from the formulas of the notation page (docs/theory/notation.md) with dense
 NumPy arrays, from the per-layer blocks and the factors of the Hessian
 polynomial, and compares it with what :mod:`hessinv_ref.solvers.lifted`
 builds.  Assembling ``K``, permuting it and cutting it into blocks only moves
@@ -24,7 +24,7 @@ from .conftest import solve_cases
 
 
 def _dense_K(curv, damping):
-    """``K`` of ``math.md`` §5 from the dense polynomial factors."""
+    """``K`` of the notation page (docs/theory/notation.md) §5 from the dense polynomial factors."""
     poly = curv.polynomial()
     M, Dx, Pd = poly.M.toarray(), poly.Dx.toarray(), poly.P_down.toarray()
     Hxx, Hxz, Hzz = poly.Hxx.toarray(), poly.Hxz.toarray(), poly.Hzz.toarray()
@@ -39,7 +39,7 @@ def _dense_K(curv, damping):
 
 
 def _expected_blocks(blocks, damping):
-    """``B_{l,l}``, ``B_{l,l-1}``, ``B_{l,l+1}`` of ``math.md`` §5, written out
+    """``B_{l,l}``, ``B_{l,l-1}``, ``B_{l,l+1}`` of the notation page (docs/theory/notation.md) §5, written out
     here with ``np.block`` (1-based ``l`` as dict keys)."""
     L = len(blocks)
     p = [b.Jx.shape[1] for b in blocks]
@@ -205,7 +205,7 @@ def test_rhs_and_unpivot_round_trip_the_lifted_unknowns(case):
 
 def test_lifted_solution_carries_the_r_operator_tangents():
     """Solving ``K [x; t; λ] = [g; 0; 0]`` densely: the second block row
-    makes ``t = M^{-1} D_x x``, the R-forward pass of ``x`` (``math.md`` §4)."""
+    makes ``t = M^{-1} D_x x``, the R-forward pass of ``x`` (the notation page (docs/theory/notation.md) §4)."""
     net, params, X, y = random_problem(4, 3, 2, layers="mixed", seed=3)
     curv = Curvature(net, params, X, y)
     lifted = LiftedSystem(curv.blocks, 0.3)

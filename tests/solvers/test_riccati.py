@@ -1,4 +1,4 @@
-"""The Riccati (stagewise Newton) sweep of ``math.md`` §6.
+"""The Riccati (stagewise Newton) sweep of the notation page (docs/theory/notation.md) §6.
 
 The factorization's gains ``K_l`` and cost-to-go Hessians ``S_l`` are checked
 against their *definition*: the quadratic program of §6, written out densely
