@@ -62,8 +62,8 @@ never by integer-array indexing or by writing through a reshaped view.
 NumPy's generator, and :meth:`~hessinv_ref.network.Network.init` moves the
 result.
 
-The package, one idea per module
---------------------------------
+The modules of the layers package
+---------------------------------
 Imports run one way, down this list:
 
 * :mod:`hessinv_ref.layers.heads`: the loss heads (:class:`LossHead`,
