@@ -237,9 +237,11 @@ def check_pivot(method, layer, rcond, n=None, dtype=None):
     """
     eps = machine_eps(dtype)
     rcond = float(rcond)
-    prec = None if dtype is None else _precision(dtype)
     # math.isfinite on a Python float: this runs once per layer on a scalar
     if not math.isfinite(rcond) or rcond < eps:
+        # the precision's name only for the message: naming it costs more
+        # than the check, and the check runs once per pivot
+        prec = None if dtype is None else _precision(dtype)
         raise SingularPivotError(method, layer, rcond if math.isfinite(rcond) else 0.0, precision=prec)
     if rcond < math.sqrt(eps):
         where = f"layer {layer}" if layer is not None else "the matrix"
