@@ -65,9 +65,9 @@ class _NumpyBackend(Backend):
     def __init__(self):
         super().__init__(np, None, np.ndarray)
 
-    def asarray(self, a, name, dtype=None):
+    def asarray(self, a, name, dtype=None, *, why=None):
         if not self.is_array(a) and _is_foreign_array(a):
-            return super().asarray(a, name, dtype)
+            return super().asarray(a, name, dtype, why=why)
         a = np.asarray(a)
         if dtype is not None and a.dtype != dtype:
             a = a.astype(dtype)

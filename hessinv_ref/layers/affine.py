@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import math
 
-from ..backend import get_backend, xp
+from ..backend import namespace_of
 from ._arrays import _block_diag, _eye
-from ._checks import _as_array, _check_positive_int, _is_bool
+from ._checks import _array_of, _as_array, _check_positive_int, _is_bool
 from .protocol import Layer
 
 __all__ = ["AffineLayer"]
@@ -55,9 +55,14 @@ class AffineLayer(Layer):
 
         Returns ``W`` of shape (n_out, n_in) and ``c`` of shape (n_out,), or
         ``None`` without bias: views of ``x`` where the array library makes
-        them (NumPy does), so never write into them.
+        them (NumPy does), so never write into them.  In the namespace of
+        ``x``, whichever backend is active.
         """
-        x = _as_array(x, "x")
+        return self._unpack(_array_of(x, "x"))
+
+    def _unpack(self, x):
+        """:meth:`unpack` of an array already checked (``x`` or ``v`` of the
+        protocol methods, checked against the backend of ``z_in``)."""
         if x.shape != (self.n_params,):
             raise ValueError(
                 f"x: expected shape ({self.n_params},) for {self!r}, got {x.shape}"
@@ -68,12 +73,13 @@ class AffineLayer(Layer):
         """:meth:`unpack` of an ``x`` known to be valid (the layer's own
         calls, after the first check): no validation on the hot path."""
         n_w = self.n_out * self.n_in
-        W = get_backend().xp.reshape(x[:n_w], (self.n_out, self.n_in))
+        W = namespace_of(x).xp.reshape(x[:n_w], (self.n_out, self.n_in))
         return W, (x[n_w:] if self.bias else None)
 
     def pack(self, weight, bias=None):
         """Flatten ``weight`` (n_out, n_in) and ``bias`` (n_out,) into a new
-        ``x`` on the active backend.
+        ``x`` on the active backend (a door: they are new parameters, which
+        :meth:`~hessinv_ref.network.Network.layer_vectors` validates).
 
         Raises
         ------
@@ -88,6 +94,7 @@ class AffineLayer(Layer):
             raise ValueError(
                 f"weight: expected shape {(self.n_out, self.n_in)}, got {weight.shape}"
             )
+        xp = namespace_of(weight).xp
         w = xp.reshape(weight, (-1,))
         if not self.bias:
             if bias is not None:
@@ -130,20 +137,20 @@ class AffineLayer(Layer):
 
     # -- the affine map and its derivatives ---------------------------------
     #
-    # Every protocol method calls ``_affine`` first, which validates ``x``
-    # (``unpack``); ``v`` is validated where it first appears
-    # (``_affine_jvp``).  The later helpers split the already-checked vectors
-    # without checking them again.
+    # Every protocol method checks ``z_in`` first (``_unflat``), then calls
+    # ``_affine``, which checks ``x`` against the backend of ``z_in``; ``v``
+    # is checked where it first appears (``_affine_jvp``).  The later
+    # helpers split the already-checked vectors without checking them again.
     #
     # These helpers and the protocol methods below run once per layer in
     # every R-operator pass, on tiny arrays, so Python overhead is their
-    # cost: each looks the active namespace up once,
-    # ``xp = get_backend().xp`` (the usual Array API idiom), rather than
-    # through the module-level proxy ``xp`` at every operation.
+    # cost: each looks its namespace up once, from its data,
+    # ``xp = namespace_of(Z).xp`` (one dict lookup), rather than at every
+    # operation.
 
     def _affine(self, x, Z):
         """:math:`u = Z W^T + c`, shape (B, n_out)."""
-        W, c = self.unpack(x)
+        W, c = self._unpack(_array_of(x, "x", like=Z))
         U = Z @ W.T
         return U + c if self.bias else U
 
@@ -151,14 +158,14 @@ class AffineLayer(Layer):
         """Directional derivative of ``u`` along ``(t_in, v)``:
         :math:`dU = T W^T + Z V_W^T + v_c`."""
         W, _ = self._split(x)
-        V_W, v_c = self.unpack(v)
+        V_W, v_c = self._unpack(_array_of(v, "x", like=Z))
         dU = T @ W.T + Z @ V_W.T
         return dU + v_c if self.bias else dU
 
     def _affine_vjp(self, x, Z, D):
         """Pull a cotangent ``D`` on ``u`` back: returns ``(D W, vec(D^T Z, Σ_i D_i))``,
         shapes (B, n_in) and (p,)."""
-        xp = get_backend().xp
+        xp = namespace_of(D).xp
         W, _ = self._split(x)
         g_x = xp.reshape(D.T @ Z, (-1,))
         if self.bias:
@@ -172,7 +179,7 @@ class AffineLayer(Layer):
         :math:`C = \sum_{ik} D_{ik} ∂^2 u_{ik}/∂x∂z` gives
         :math:`C^T v = D V_W` and :math:`C t = \mathrm{vec}(D^T T, 0)`.
         """
-        xp = get_backend().xp
+        xp = namespace_of(D).xp
         V_W, _ = self._split(v)
         Ct = xp.reshape(D.T @ T, (-1,))
         if self.bias:
@@ -185,6 +192,7 @@ class AffineLayer(Layer):
         Row ``(i, k)`` has ``z_i`` in the columns of ``W[k, :]`` and a 1 in the
         column of ``c[k]``: :math:`A_x[(i,k),(l,j)] = δ_{kl} Z_{ij}` and
         :math:`A_x[(i,k), c_l] = δ_{kl}`."""
+        xp = namespace_of(Z).xp
         B, m = Z.shape[0], self.n_out
         eye = _eye(m, Z)
         # δ_kl on axes (k, l), Z_ij on axes (i, j): shape (B, m, m, n_in)
@@ -198,6 +206,7 @@ class AffineLayer(Layer):
         """Explicit :math:`A_z = ∂u/∂z_{in} = I_B ⊗ W`, shape (B n_out, B n_in):
         :math:`A_z[(i,k),(i',j)] = δ_{ii'} W_{kj}`."""
         W, _ = self.unpack(x)
+        xp = namespace_of(W).xp
         m, n = W.shape
         kron = _eye(B, W)[:, None, :, None] * W[None, :, None, :]  # (B, m, B, n)
         return xp.reshape(kron, (B * m, B * n))
@@ -206,6 +215,7 @@ class AffineLayer(Layer):
         """Explicit cross term :math:`C`, shape (p, B n_in): rows of ``W[k, j]``
         hold ``D[i, k]`` at column ``(i, j)``; bias rows are zero:
         :math:`C[(k,j),(i,l)] = D_{ik} δ_{jl}`."""
+        xp = namespace_of(D).xp
         B, m, n = D.shape[0], self.n_out, self.n_in
         # D_ik on axes (k, i), δ_jl on axes (j, l): shape (m, n, B, n)
         C_W = xp.reshape(D.T[:, None, :, None] * _eye(n, D)[None, :, None, :], (m * n, B * n))
@@ -215,26 +225,26 @@ class AffineLayer(Layer):
 
     # -- the protocol, written once for every affine layer -------------------
 
-    def _unflat(self, z_in):
-        be = get_backend()
-        z_in = be.asarray(z_in, "z_in")
-        B = self._batch(z_in)
-        return B, be.xp.reshape(z_in, (B, self.n_in))
+    # the protocol methods compute in the namespace of ``z_in``: every other
+    # array argument must belong to its backend (a list is converted there)
 
-    def _unflat_tangent(self, B, t_in):
-        be = get_backend()
-        return be.xp.reshape(be.asarray(t_in, "t_in"), (B, self.n_in))
+    def _unflat(self, z_in):
+        z_in = _array_of(z_in, "z_in")
+        B = self._batch(z_in)
+        return B, namespace_of(z_in).xp.reshape(z_in, (B, self.n_in))
+
+    def _unflat_tangent(self, B, t_in, Z):
+        return namespace_of(Z).xp.reshape(_array_of(t_in, "t_in", like=Z), (B, self.n_in))
 
     def forward(self, x, z_in):
         """:math:`z_{out} = φ(Z W^T + c, Z)`, flat (a_out,)."""
-        xp = get_backend().xp
         B, Z = self._unflat(z_in)
-        return xp.reshape(self._output(self._affine(x, Z), Z), (-1,))
+        return namespace_of(Z).xp.reshape(self._output(self._affine(x, Z), Z), (-1,))
 
     def vjp(self, x, z_in, b_out):
         """Backprop: :math:`b_{in} = b_{out} J_z`, :math:`g_x = b_{out} J_x`."""
-        xp = get_backend().xp
         B, Z = self._unflat(z_in)
+        xp = namespace_of(Z).xp
         U = self._affine(x, Z)
         D = self._delta(U, b_out)
         b_in, g_x = self._affine_vjp(x, Z, D)
@@ -242,9 +252,9 @@ class AffineLayer(Layer):
 
     def jvp(self, x, z_in, t_in, v):
         """Forward tangent: :math:`t_{out} = J_z t_{in} + J_x v`."""
-        xp = get_backend().xp
         B, Z = self._unflat(z_in)
-        T = self._unflat_tangent(B, t_in)
+        xp = namespace_of(Z).xp
+        T = self._unflat_tangent(B, t_in, Z)
         U = self._affine(x, Z)
         dU = self._affine_jvp(x, Z, T, v)
         return xp.reshape(self._out_jvp(U, dU), (-1,)) + self._skip(t_in)
@@ -256,9 +266,9 @@ class AffineLayer(Layer):
         ``b_out``: the delta moves by :math:`R\{D\} = Λ\, dU`, and the
         bilinear affine map adds the cross term :math:`C`.
         """
-        xp = get_backend().xp
         B, Z = self._unflat(z_in)
-        T = self._unflat_tangent(B, t_in)
+        xp = namespace_of(Z).xp
+        T = self._unflat_tangent(B, t_in, Z)
         U = self._affine(x, Z)
         RD = self._lambda(U, b_out, self._affine_jvp(x, Z, T, v))
         D = self._delta(U, b_out)
