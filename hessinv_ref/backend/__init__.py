@@ -333,7 +333,11 @@ def namespace_of(*arrays):
     >>> namespace_of(np.ones(3)).name
     'numpy'
     """
-    if not arrays:
+    if len(arrays) == 1:  # the usual call: one dict lookup
+        backend = _BACKEND_OF_TYPE.get(type(arrays[0]))
+        if backend is not None:
+            return backend
+    elif not arrays:
         raise TypeError("namespace_of: expected at least one array, got none")
     backend = None
     for a in arrays:

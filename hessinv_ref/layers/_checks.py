@@ -46,14 +46,30 @@ def _as_array(a, name):
     return get_backend().asarray(a, name)
 
 
-def _array_of(a, name, like=None):
-    """``a`` checked as an array of its own backend, or of the backend of
-    ``like`` (an array already checked, e.g. the layer's ``z_in``), so that
-    an argument of another backend is named instead of failing inside a
-    product; on the device of that backend.  Anything that is no backend's
+def _own_array(a, name):
+    """``(backend, a)``: ``a`` checked as an array of its own backend (on
+    that backend's device), and the backend.  Anything that is no backend's
     array (a Python list or number) is converted by :func:`_as_array`."""
     try:
-        be = namespace_of(a if like is None else like)
+        be = namespace_of(a)
     except TypeError:  # not an array of any backend: a new input
-        return _as_array(a, name)
-    return be.asarray(a, name, why="the backend of the layer's input z_in")
+        a = _as_array(a, name)
+        return namespace_of(a), a
+    return be, be.asarray(a, name)
+
+
+Z_IN = "the backend of the layer's input z_in"
+"""Why an argument must belong to the backend of ``z_in`` (for
+:meth:`~hessinv_ref.backend.Backend.asarray`'s message)."""
+
+
+def _array_of(a, name, like=None):
+    """``a`` checked as an array of its own backend, or of the backend
+    ``like`` (a :class:`~hessinv_ref.backend.Backend`: the one of the
+    layer's ``z_in``), so that an argument of another backend is named
+    instead of failing inside a product; on the device of that backend.
+    Anything that is no backend's array (a Python list or number) is
+    converted by :func:`_as_array` (or by ``like``)."""
+    if like is None:
+        return _own_array(a, name)[1]
+    return like.asarray(a, name, why=Z_IN)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..activations import get_activation
 from ..backend import namespace_of
 from ._arrays import _eye
-from ._checks import _array_of
+from ._checks import Z_IN, _array_of
 from .affine import AffineLayer
 from .stacked import dense_blocks, dense_forward_run, dense_vjp_run
 
@@ -49,7 +49,8 @@ class Dense(AffineLayer):
         )
 
     def _b(self, U, b_out):
-        return namespace_of(U).xp.reshape(_array_of(b_out, "b_out", like=U), U.shape)
+        be = namespace_of(U)
+        return be.xp.reshape(be.asarray(b_out, "b_out", why=Z_IN), U.shape)
 
     def _output(self, U, Z):
         return self.activation.f(U)
