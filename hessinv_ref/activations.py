@@ -16,10 +16,11 @@ at the kink ``u = 0``, which no finite-dimensional Hessian can represent), and
 ``σ'(0) = 0`` as in PyTorch.  Finite differences are invalid across the kink,
 so tests of ``relu`` layers keep pre-activations away from zero.
 
-Every function computes with the active array namespace
-(:mod:`hessinv_ref.backend`), so ``u`` may be an array of any backend; the
-result is an array of the same backend, dtype and device.  The logistic
-sigmoid and ``erfc`` (which the Array API standard lacks) come from
+Every function computes in the namespace of its argument
+(:func:`~hessinv_ref.backend.namespace_of`), so ``u`` may be an array of any
+backend, whichever is active; the result is an array of the same backend,
+dtype and device.  The logistic sigmoid and ``erfc`` (which the Array API
+standard lacks) come from that backend's
 :meth:`~hessinv_ref.backend.Backend.expit` and
 :meth:`~hessinv_ref.backend.Backend.erfc`.
 """
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import math
 
-from .backend import get_backend, xp
+from .backend import namespace_of
 
 __all__ = ["Activation", "ACTIVATIONS", "get_activation"]
 
@@ -40,7 +41,8 @@ class Activation:
     """An elementwise nonlinearity and its first two derivatives.
 
     Subclasses implement :meth:`f`, :meth:`df` and :meth:`d2f`.  Each takes an
-    array ``u`` of any shape and returns an array of the same shape.
+    array ``u`` of any shape and backend and returns an array of the same
+    shape and backend (computed with ``namespace_of(u).xp``).
     """
 
     name = "activation"
@@ -64,14 +66,17 @@ class Identity(Activation):
     name = "identity"
 
     def f(self, u):
+        xp = namespace_of(u).xp
         # a copy, like every other activation's result: a caller may write
         # into it without touching ``u``
         return xp.asarray(u, copy=True)
 
     def df(self, u):
+        xp = namespace_of(u).xp
         return xp.ones_like(u)
 
     def d2f(self, u):
+        xp = namespace_of(u).xp
         return xp.zeros_like(u)
 
 
@@ -81,13 +86,16 @@ class Tanh(Activation):
     name = "tanh"
 
     def f(self, u):
+        xp = namespace_of(u).xp
         return xp.tanh(u)
 
     def df(self, u):
+        xp = namespace_of(u).xp
         s = xp.tanh(u)
         return 1.0 - s * s
 
     def d2f(self, u):
+        xp = namespace_of(u).xp
         s = xp.tanh(u)
         return -2.0 * s * (1.0 - s * s)
 
@@ -97,7 +105,7 @@ def _sigmoid(u):
     # e^{-|u|}-form elsewhere) keeps full relative accuracy in both tails:
     # the naive 1 / (1 + exp(-u)) overflows for u << 0, and
     # 0.5 (1 + tanh(u/2)) cancels to 0 below about u = -37.
-    return get_backend().expit(u)
+    return namespace_of(u).expit(u)
 
 
 class Sigmoid(Activation):
@@ -126,6 +134,7 @@ class Softplus(Activation):
     name = "softplus"
 
     def f(self, u):
+        xp = namespace_of(u).xp
         return xp.logaddexp(xp.zeros_like(u), u)
 
     def df(self, u):
@@ -166,10 +175,11 @@ def _normal_cdf(u):
     # Φ(u) = erfc(-u/√2)/2 keeps relative accuracy in the lower tail, where
     # (1 + erf(u/√2))/2 cancels to zero (the backend's erfc: scipy's on
     # NumPy, a series and continued fraction where the namespace has none).
-    return 0.5 * get_backend().erfc(-u * _INV_SQRT_2)
+    return 0.5 * namespace_of(u).erfc(-u * _INV_SQRT_2)
 
 
 def _normal_pdf(u):
+    xp = namespace_of(u).xp
     return _INV_SQRT_2PI * xp.exp(-0.5 * u * u)
 
 
@@ -206,12 +216,15 @@ class ReLU(Activation):
     name = "relu"
 
     def f(self, u):
+        xp = namespace_of(u).xp
         return xp.maximum(u, xp.zeros_like(u))
 
     def df(self, u):
+        xp = namespace_of(u).xp
         return xp.astype(u > 0, u.dtype)
 
     def d2f(self, u):
+        xp = namespace_of(u).xp
         return xp.zeros_like(u)
 
 

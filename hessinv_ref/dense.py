@@ -17,7 +17,8 @@ the very cost the structured solvers avoid.
 
 from __future__ import annotations
 
-from .backend import get_backend, xp
+from .backend import namespace_of
+from .backend.constants import machine_eps
 from .factorization import Factorization, check_pivot
 from .finite import check_finite, largest, overflow_cause
 from .layout import BlockLayout
@@ -70,6 +71,7 @@ def hessian_from_blocks(blocks, layout=None):
     :class:`~hessinv_ref.layout.BlockLayout`, is read from the blocks'
     shapes when not given."""
     layout = BlockLayout.of_blocks(blocks) if layout is None else layout
+    xp = namespace_of(blocks[0].Hxx).xp
     off, P = layout.x_offsets, layout.P
     dtype, device = blocks[0].Hxx.dtype, blocks[0].Hxx.device
     H = xp.zeros((P, P), dtype=dtype, device=device)
@@ -105,7 +107,7 @@ class DenseFactorization(Factorization):
     method = "dense"
 
     def _factor(self):
-        be = get_backend()
+        be = self.curvature.backend
         H = dense_hessian(self.curvature)
         self.A = H + self.damping * be.xp.eye(self.P, dtype=H.dtype, device=H.device)
         self._eigvals = None
@@ -125,20 +127,22 @@ class DenseFactorization(Factorization):
     def eigenvalues(self):
         """Eigenvalues of :math:`H + εI`, ascending (computed once; read-only on NumPy)."""
         if self._eigvals is None:
-            be = get_backend()
+            be = self.curvature.backend
             self._eigvals = be.read_only(be.eigvalsh(self.A))
         return self._eigvals
 
     def logdet(self):
         """``(sign, log|det|)`` from the eigenvalues, as floats."""
         w = self.eigenvalues()
+        xp = self.curvature.xp
         return float(xp.prod(xp.sign(w))), float(xp.sum(xp.log(xp.abs(w))))
 
     def inertia(self):
         """Eigenvalue sign counts; zero means ``|w| <= P eps max|w|``, with
         ``eps`` of the working precision."""
         w = self.eigenvalues()
-        tol = self.P * float(xp.finfo(w.dtype).eps) * float(xp.max(xp.abs(w)))
+        xp = self.curvature.xp
+        tol = self.P * machine_eps(w.dtype) * float(xp.max(xp.abs(w)))
         n_zero = int(xp.count_nonzero(xp.abs(w) <= tol))
         n_neg = int(xp.count_nonzero(w < -tol))
         return self.P - n_zero - n_neg, n_neg, n_zero

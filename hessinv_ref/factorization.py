@@ -13,11 +13,13 @@ once per point) and then answers, without refactoring:
 * :meth:`~Factorization.as_operator`: a ``LinearOperator`` for
   :math:`(H + εI)^{-1}` (SciPy's on NumPy, ``cupyx``'s on CuPy).
 
-Every route computes with the active array backend
-(:mod:`hessinv_ref.backend`) in the working precision of its
-:class:`~hessinv_ref.curvature.Curvature` (``curvature.dtype``, ``float64``
-or ``float32``): right-hand sides must be in it (integer ones are cast),
-and results come back in it, on the device of the inputs.
+Every route computes on the array backend of its
+:class:`~hessinv_ref.curvature.Curvature` (``curvature.backend`` and
+``curvature.xp``, the backend active when the curvature was built; see
+:mod:`hessinv_ref.backend`), in its working precision (``curvature.dtype``,
+``float64`` or ``float32``): right-hand sides must belong to that backend
+and be in that precision (integer ones are cast), and results come back in
+it, on the device of the inputs.
 
 Numerical honesty: the pivot rule
 ---------------------------------
@@ -91,8 +93,8 @@ import warnings
 # every backend's failures and ours with one class.  No array math here.
 from numpy.linalg import LinAlgError
 
-from .backend import BackendNotSupportedError, check_dtype, get_backend, xp
-from .backend.constants import EPS, machine_eps  # EPS: still importable from here
+from .backend import BackendNotSupportedError, check_dtype, namespace_of
+from .backend.constants import EPS, float_info, machine_eps  # EPS: still importable from here
 from .finite import check_damping  # still importable from here
 from .rop import norm_estimate, rop_hvp_cached
 
@@ -264,7 +266,7 @@ def equilibrate(A):
     Parameters
     ----------
     A : array, shape (m, n)
-        Of the active backend; not modified.
+        Of any backend (computed in its namespace); not modified.
 
     Returns
     -------
@@ -274,6 +276,7 @@ def equilibrate(A):
         ``A``'s dtype.  The equilibrated matrix is
         ``r[:, None] * A * c[None, :]``.
     """
+    xp = namespace_of(A).xp
     absA = xp.abs(A)
     r = power_of_two_reciprocal(xp.max(absA, axis=1))
     c = power_of_two_reciprocal(xp.max(absA * r[:, None], axis=0))
@@ -285,9 +288,10 @@ def power_of_two_reciprocal(m):
     that brings a row or column whose largest entry is ``m`` to about 1.  It
     is 1 where ``m`` is 0 or not finite, and its exponent is clipped so that
     it stays a normal number of ``m``'s dtype."""
+    xp = namespace_of(m).xp
     ok = (m > 0) & xp.isfinite(m)
     one = xp.ones_like(m)
-    limit = float(math.floor(math.log2(float(xp.finfo(m.dtype).max))) - 1)  # 1022 or 126
+    limit = float(math.floor(math.log2(float(float_info(m.dtype).max))) - 1)  # 1022 or 126
     e = xp.clip(xp.round(xp.log2(xp.where(ok, m, one))), min=-limit, max=limit)
     return xp.where(ok, 2.0 ** (-e), one)
 
@@ -434,7 +438,7 @@ class Factorization:
     def _check_representable(self):
         """``ε`` must be a finite number of the working precision: ``1e300``
         is one in ``float64``, not in ``float32``."""
-        largest = float(xp.finfo(self.dtype).max)
+        largest = float(float_info(self.dtype).max)
         if self.damping > largest:
             raise ValueError(
                 f"damping: expected at most {largest:.3g}, the largest {_precision(self.dtype)} "
@@ -475,8 +479,8 @@ class Factorization:
         Parameters
         ----------
         rhs : array, shape (P,) or (P, k)
-            Right-hand side(s) ``g``, an array of the active backend (or a
-            list); not modified.  Integer arrays are cast to :attr:`dtype`;
+            Right-hand side(s) ``g``, an array of the curvature's backend (or
+            a list); not modified.  Integer arrays are cast to :attr:`dtype`;
             a floating array of another precision raises ``TypeError``
             (see :meth:`~hessinv_ref.network.Network.check_vector`).
 
@@ -485,22 +489,29 @@ class Factorization:
         array, same shape as ``rhs``, of :attr:`dtype`
         """
         g = self._check_vector("rhs", rhs)
+        xp = self.curvature.xp
         # a private copy: no route may write into the caller's array
         G = xp.asarray(xp.reshape(g, (self.P, -1)), copy=True)
         X = self._solve(G)
         return xp.reshape(X, g.shape)
 
     def _check_vector(self, name, v):
-        """``v`` validated by the network ((P,) or (P, k), real, finite) and
-        in the working precision."""
-        return self.curvature.net.check_vector(name, v, dtype=self.dtype)
+        """``v`` validated by the network ((P,) or (P, k), real, finite), of
+        the curvature's backend and in the working precision."""
+        curv = self.curvature
+        return curv.net.check_vector(name, v, dtype=self.dtype, backend=curv.backend)
 
     def _solve(self, G):
         raise NotImplementedError
 
+    def _foreign(self):
+        """Why a vector must belong to the curvature's backend (for
+        :meth:`~hessinv_ref.backend.Backend.asarray`'s message)."""
+        return f"the point it goes with was built on the {self.curvature.backend.name!r} backend"
+
     def matvec(self, x):
         r""":math:`(H + εI) x` by the R-operator, ``x`` of shape (P,) or (P, k)."""
-        x = get_backend().asarray(x, "x")
+        x = self.curvature.backend.asarray(x, "x", why=self._foreign())
         return rop_hvp_cached(self.curvature, x) + self.damping * x
 
     # -- accuracy -------------------------------------------------------------
@@ -528,12 +539,12 @@ class Factorization:
         float
             ``inf`` when the inverse's estimate is not finite.
         """
-        be = get_backend()
+        be, why = self.curvature.backend, self._foreign()
 
         def solve(v):
             # SciPy's estimator hands over float64 vectors: take them to the working dtype
-            v = be.asarray(v, "v")
-            return self.solve(v if v.dtype == self.dtype else xp.astype(v, self.dtype))
+            v = be.asarray(v, "v", why=why)
+            return self.solve(v if v.dtype == self.dtype else be.xp.astype(v, self.dtype))
 
         # (not Hager's one-vector start alone: its start, the constant vector,
         # can lie in a null direction of H, e.g. a softmax head's)
@@ -562,6 +573,7 @@ class Factorization:
         g = self._check_vector("rhs", rhs)
         if x.shape != g.shape:
             raise ValueError(f"x: expected the shape of rhs {g.shape}, got {x.shape}")
+        xp = self.curvature.xp
         Xm, Gm = xp.reshape(x, (self.P, -1)), xp.reshape(g, (self.P, -1))
         R = self.matvec(Xm) - Gm
         num = xp.sum(xp.abs(R), axis=0)
@@ -612,9 +624,9 @@ class Factorization:
         r"""A ``LinearOperator`` applying :math:`(H + εI)^{-1}` (symmetric, so
         ``rmatvec`` is the same solve), of :attr:`dtype`.
 
-        SciPy's on NumPy, ``cupyx.scipy.sparse.linalg``'s on CuPy; other
-        backends have none and raise
+        SciPy's on NumPy, ``cupyx.scipy.sparse.linalg``'s on CuPy (the
+        curvature's backend decides); other backends have none and raise
         :class:`~hessinv_ref.backend.BackendNotSupportedError` (call
         :meth:`solve` directly there).
         """
-        return get_backend().linear_operator((self.P, self.P), self.solve, self.dtype)
+        return self.curvature.backend.linear_operator((self.P, self.P), self.solve, self.dtype)

@@ -17,7 +17,7 @@ activations :math:`z_l` and backprop vectors :math:`b_l`
 dense Hessian and the Krylov solutions.  A non-finite one raises
 :class:`NonFiniteError`, whose message names the quantity, the layer and the
 likely cause.  Each check is one ``all(isfinite(...))`` reduction per array
-(or per list of arrays), on the active backend; the cause, which needs a few
+(or per list of arrays), in the arrays' own namespace; the cause, which needs a few
 more reductions, is only worked out once a check has failed.
 """
 
@@ -26,7 +26,8 @@ from __future__ import annotations
 import math
 import numbers
 
-from .backend import xp
+from .backend import namespace_of
+from .backend.constants import float_info
 
 __all__ = ["NonFiniteError", "check_damping", "check_finite", "first_non_finite", "largest", "layer_magnitudes", "overflow_cause"]
 
@@ -55,6 +56,7 @@ class NonFiniteError(FloatingPointError):
 
 
 def _is_finite(a):
+    xp = namespace_of(a).xp
     return bool(xp.all(xp.isfinite(a)))
 
 
@@ -66,7 +68,7 @@ def check_finite(name, array, *, layer=None, cause=None):
     name : str
         The quantity, for the message.
     array : array
-        Of the active backend.
+        Of any backend.
     layer : int, optional
         The layer ``l`` (1-based) the quantity belongs to.
     cause : str or callable, optional
@@ -91,6 +93,7 @@ def first_non_finite(arrays):
     arrays = list(arrays)
     if not arrays:
         return None
+    xp = namespace_of(arrays[0]).xp
     flat = [a if a.ndim == 1 else xp.reshape(a, (-1,)) for a in arrays]
     if _is_finite(xp.concat(flat)):
         return None
@@ -99,6 +102,7 @@ def first_non_finite(arrays):
 
 def largest(a):
     """``max |a|`` over the finite entries, a Python float (0 if none)."""
+    xp = namespace_of(a).xp
     finite = xp.isfinite(a)
     if not bool(xp.any(finite)):
         return 0.0
@@ -127,8 +131,8 @@ def overflow_cause(dtype, magnitudes, what):
     it the inputs are moderate and the value came from a formula itself
     (``0 * inf``, a derivative that overflows, a bug in a user-written
     layer)."""
-    bits = xp.finfo(dtype).bits
-    big = math.sqrt(float(xp.finfo(dtype).max))
+    info = float_info(dtype)
+    bits, big = info.bits, math.sqrt(float(info.max))
     name, m, hint = max(magnitudes, key=lambda item: item[1])
     if m >= big / 1e3:
         return (

@@ -68,8 +68,9 @@ digit is never silent; the pivot rule, and what a
 
 Array backends and the routes
 -----------------------------
-Every route runs on the active array backend (:mod:`hessinv_ref.backend`),
-except two that need SciPy-only machinery: ``banded`` (LAPACK's band LU)
+Every route runs on the array backend of its curvature, the one active when
+the curvature was built (:mod:`hessinv_ref.backend`), except two that need
+SciPy-only machinery: ``banded`` (LAPACK's band LU)
 exists on NumPy only, and ``cg``/``minres`` on NumPy and CuPy.  Off NumPy the
 default (``method=None``, see :func:`default_method`) is therefore
 ``riccati``; asking for a route the backend lacks raises

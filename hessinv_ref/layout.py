@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from itertools import accumulate
 
-from .backend import xp
+from .backend import namespace_of
 
 __all__ = ["BlockLayout"]
 
@@ -98,4 +98,5 @@ class BlockLayout:
         """The inverse of :meth:`split`: ``L`` blocks stacked along axis 0."""
         if len(parts) != self.L:
             raise ValueError(f"parts: expected {self.L} blocks, got {len(parts)}")
-        return xp.concat(list(parts), axis=0)
+        parts = list(parts)
+        return namespace_of(parts[0]).xp.concat(parts, axis=0)

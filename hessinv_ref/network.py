@@ -16,11 +16,14 @@ Every function that takes ``params`` also accepts ``theta``.
 
 Arrays and precision
 --------------------
-Every array belongs to the active backend (:mod:`hessinv_ref.backend`):
-``params``, ``X``, ``y`` and every vector must be arrays of that backend (or
-Python lists and numbers); an array of another library or device raises
-``TypeError``/``ValueError`` naming the argument instead of being copied
-behind the caller's back.  A nested list must be rectangular: a ragged one
+The network's validation is the door of :mod:`hessinv_ref.backend`: it reads
+the active backend, and ``params``, ``X``, ``y`` and every vector must be
+arrays of that backend (or Python lists and numbers); an array of another
+library or device raises ``TypeError``/``ValueError`` naming the argument
+instead of being copied behind the caller's back.  A point's methods
+validate their vectors against the point's own backend instead
+(:meth:`Network.check_vector` with ``backend=``), so a point keeps working
+after the active backend changes.  A nested list must be rectangular: a ragged one
 raises ``ValueError`` naming the argument and where it is ragged
 (``X[1] has length 2 but X[0] has length 3``).  :meth:`Network.init` draws on the host with
 NumPy's generator (the Array API has none) and moves the result once,
@@ -45,7 +48,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from .backend import check_dtype, from_numpy, get_backend, to_numpy, xp
+from .backend import check_dtype, from_numpy, get_backend, namespace_of, to_numpy
 from .finite import NonFiniteError, first_non_finite, layer_magnitudes, overflow_cause
 from .layers import Layer
 from .layout import BlockLayout
@@ -57,6 +60,7 @@ _FLOATS = ("float32", "float64")
 
 
 def _check_finite(name, a):
+    xp = namespace_of(a).xp
     if not bool(xp.all(xp.isfinite(a))):
         raise ValueError(f"{name}: expected finite values, got NaN or inf")
 
@@ -80,13 +84,13 @@ def _ragged(a, name):
     return next((w for w in (_ragged(e, f"{name}[{i}]") for i, e in enumerate(a)) if w), None)
 
 
-def _as_array(a, name):
-    """``a`` as an array of the active backend
-    (:meth:`~hessinv_ref.backend.Backend.asarray`); a nested list that is
-    not rectangular gets an error naming ``name`` and where it is ragged,
-    not the array library's internal message."""
+def _as_array(a, name, be, why=None):
+    """``a`` as an array of the backend ``be``, the active one at the door
+    (:meth:`~hessinv_ref.backend.Backend.asarray`, ``why`` for its message);
+    a nested list that is not rectangular gets an error naming ``name`` and
+    where it is ragged, not the array library's internal message."""
     try:
-        return get_backend().asarray(a, name)
+        return be.asarray(a, name, why=why)
     except (ValueError, TypeError):
         where = _ragged(a, name)
         if where is None:
@@ -102,11 +106,11 @@ def _short_repr(obj, limit=40):
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _is_real(dtype):
+def _is_real(xp, dtype):
     return xp.isdtype(dtype, ("integral", "real floating"))
 
 
-def _is_working_float(dtype):
+def _is_working_float(xp, dtype):
     """float32 or float64: the precisions the library computes in."""
     return any(dtype == getattr(xp, name) for name in _FLOATS)
 
@@ -116,6 +120,7 @@ def _cast_to_working(name, a, dtype):
     cast, floating arrays must already have it (no silent precision change)."""
     if dtype is None or a.dtype == dtype:
         return a
+    xp = namespace_of(a).xp
     if xp.isdtype(a.dtype, "integral"):
         return xp.astype(a, dtype)
     raise TypeError(
@@ -309,11 +314,13 @@ class Network:
         dtype = check_dtype(dtype)
         rng = _generator(seed)
         host = np.concatenate([to_numpy(layer.init(rng, scale=scale)) for layer in self.layers])
-        return self.unflatten(from_numpy(host.astype(dtype)))
+        backend = get_backend()  # the door: new parameters, for the active backend
+        return self.unflatten(from_numpy(host.astype(dtype), backend=backend.name))
 
     def flatten(self, params):
         """Concatenate per-layer dicts into ``theta`` of shape (P,) (a new array)."""
-        return xp.concat(self.layer_vectors(params))
+        xs = self.layer_vectors(params)
+        return namespace_of(xs[0]).xp.concat(xs)
 
     def unflatten(self, theta):
         """Split ``theta`` (P,) into one ``{"weight", "bias"}`` dict per layer (copies)."""
@@ -325,6 +332,7 @@ class Network:
                     f"so its parameters exist only as the flat vector theta"
                 )
             W, c = layer.unpack(x)
+            xp = namespace_of(W).xp
             d = {"weight": xp.asarray(W, copy=True)}
             if c is not None:
                 d["bias"] = xp.asarray(c, copy=True)
@@ -337,9 +345,11 @@ class Network:
         The vectors are read-only copies, so no later computation can write
         into the caller's arrays.  They are real floating arrays of one
         dtype, float32 or float64: the working precision
-        (:meth:`working_dtype`).
+        (:meth:`working_dtype`).  A door: ``params`` must belong to the active
+        backend.
         """
         be = get_backend()
+        xp = be.xp
         if isinstance(params, (list, tuple)):
             if len(params) != self.depth:
                 raise ValueError(
@@ -360,7 +370,7 @@ class Network:
                 if extra:
                     raise ValueError(f"params[{l}]: unexpected keys {sorted(extra)}")
                 # nested lists become arrays here, so a ragged one is named
-                p = {k: _as_array(a, f"params[{l}][{k!r}]") if isinstance(a, (list, tuple)) else a
+                p = {k: _as_array(a, f"params[{l}][{k!r}]", be) if isinstance(a, (list, tuple)) else a
                      for k, a in p.items()}
                 try:
                     x = layer.pack(p["weight"], p.get("bias"))
@@ -368,7 +378,7 @@ class Network:
                     raise type(err)(f"params[{l}] ({layer!r}): {err}") from None
                 if not xp.isdtype(x.dtype, "real floating"):
                     raise TypeError(f"params[{l}]: expected floating-point arrays, got dtype {x.dtype}")
-                if not _is_working_float(x.dtype):
+                if not _is_working_float(xp, x.dtype):
                     raise TypeError(f"params[{l}]: expected float32 or float64 arrays, got dtype {x.dtype}")
                 if xs and x.dtype != xs[0].dtype:
                     raise TypeError(
@@ -383,7 +393,7 @@ class Network:
                 f"params: expected a list of per-layer dicts or a flat array, got {type(params).__name__}"
             )
         else:
-            theta = _as_array(params, "params")
+            theta = _as_array(params, "params", be)
             if theta.shape != (self.n_params,):
                 raise ValueError(
                     f"params: expected a flat vector of shape ({self.n_params},) "
@@ -391,7 +401,7 @@ class Network:
                 )
             if not xp.isdtype(theta.dtype, "real floating"):
                 raise TypeError(f"params: expected a floating-point array, got dtype {theta.dtype}")
-            if not _is_working_float(theta.dtype):
+            if not _is_working_float(xp, theta.dtype):
                 raise TypeError(f"params: expected a float32 or float64 array, got dtype {theta.dtype}")
             _check_finite("params", theta)
             # one private copy, then read-only slices of it (no copy per layer)
@@ -411,17 +421,19 @@ class Network:
         ``dtype`` is the working precision (the parameters' dtype; default
         float64): integer ``X`` is cast to it, floating ``X`` (and floating
         targets) of another precision raise ``TypeError``.  ``z_0`` is a
-        copy, flat, of shape (B n_in,).
+        copy, flat, of shape (B n_in,).  A door: ``X`` and ``y`` must belong to
+        the active backend.
         """
         be = get_backend()
+        xp = be.xp
         if dtype is None:
             dtype = be.dtype("float64")
-        X = _as_array(X, "X")
+        X = _as_array(X, "X", be)
         if X.ndim != 2 or X.shape[1] != self.n_in or X.shape[0] == 0:
             raise ValueError(
                 f"X: expected shape (B, {self.n_in}) with B >= 1, got {X.shape}"
             )
-        if not _is_real(X.dtype):
+        if not _is_real(xp, X.dtype):
             raise TypeError(f"X: expected a real array, got dtype {X.dtype}")
         if xp.isdtype(X.dtype, "real floating"):
             _check_finite("X", X)
@@ -429,23 +441,31 @@ class Network:
         # a copy of the caller's memory (astype and reshape may return it as is)
         z0 = be.read_only(xp.asarray(z0, copy=True))
         if isinstance(y, (list, tuple)):  # the head converts arrays; a list is checked here
-            y = _as_array(y, "y")
+            y = _as_array(y, "y", be)
         return z0, self.head.check_targets(y, batch=X.shape[0], dtype=dtype)
 
-    def check_vector(self, name, v, dtype=None):
+    def check_vector(self, name, v, dtype=None, backend=None):
         """Validate a parameter-space vector (P,) or matrix (P, k).
 
         With ``dtype`` (the working precision), integer arrays are cast to
         it and floating arrays of another precision raise ``TypeError``;
-        without it, any real dtype is returned as is.  Not a copy when no
-        cast is needed: never write into the result.
+        without it, any real dtype is returned as is.  ``v`` must belong to
+        ``backend``: a point's methods pass the point's own
+        (``point.backend``); ``None`` (a door, e.g. the right-hand side given
+        to :func:`hessinv_ref.solve`) means the active one.  Not a copy when
+        no cast is needed: never write into the result.
         """
-        v = _as_array(v, name)
+        if backend is None:
+            be, why = get_backend(), None
+        else:
+            be, why = backend, f"the point it goes with was built on the {backend.name!r} backend"
+        xp = be.xp
+        v = _as_array(v, name, be, why)
         if v.ndim not in (1, 2) or v.shape[0] != self.n_params:
             raise ValueError(
                 f"{name}: expected shape ({self.n_params},) or ({self.n_params}, k), got {v.shape}"
             )
-        if not _is_real(v.dtype):
+        if not _is_real(xp, v.dtype):
             raise TypeError(f"{name}: expected a real array, got dtype {v.dtype}")
         if xp.isdtype(v.dtype, "real floating"):
             _check_finite(name, v)

@@ -12,10 +12,14 @@ and :class:`~hessinv_ref.layout.BlockLayout`; refactoring for a new damping
 ``ε`` costs no new pass over the layers.  :class:`hessinv_ref.Curvature`
 is a point with those algorithms at hand as methods.
 
-Everything is computed on the active array backend (:mod:`hessinv_ref.backend`)
-in the *working precision*, the parameters' dtype (see
-:mod:`hessinv_ref.network`); the cached arrays are read-only where the
-library supports it (NumPy).
+A point is where the backend is chosen (:mod:`hessinv_ref.backend`): its
+constructor reads the active backend once and keeps it, as
+:attr:`Point.backend` and its namespace :attr:`Point.xp`.  Everything is
+computed there, in the *working precision*, the parameters' dtype (see
+:mod:`hessinv_ref.network`), and every algorithm handed the point computes
+with ``point.xp`` and ``point.backend``, so a point built under one backend
+keeps computing there when the active backend changes afterwards.  The
+cached arrays are read-only where the library supports it (NumPy).
 
 Nothing non-finite gets past it: the activations, the backprop vectors,
 every block and the gradient are checked as they are made
@@ -28,7 +32,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from .backend import get_backend, xp
+from .backend import get_backend
 from .finite import NonFiniteError, first_non_finite, layer_magnitudes, overflow_cause
 from .layout import BlockLayout
 
@@ -62,7 +66,7 @@ class LayerBlocks(NamedTuple):
     Hxz : array, shape (p_l, a_{l-1})
     Hzz : array, shape (a_{l-1}, a_{l-1})
 
-    Arrays of the active backend, in the working dtype.
+    Arrays of the point's backend, in the working dtype.
     """
 
     Jz: Any
@@ -90,8 +94,8 @@ class Point:
         (:data:`PATHS`): the vectorised runs (default) or the textbook
         layer-by-layer protocol, kept beside it to check it against.
 
-    All arrays must belong to the active backend (see
-    :mod:`hessinv_ref.network` for the validation and dtype rules).
+    All arrays must belong to the active backend, which the point keeps
+    (see :mod:`hessinv_ref.network` for the validation and dtype rules).
 
     Attributes
     ----------
@@ -106,7 +110,11 @@ class Point:
         The working precision (the parameters' dtype); every cached array
         and every result has it.
     backend : Backend
-        The backend active at construction; the cached arrays belong to it.
+        The backend active at construction; the cached arrays belong to it,
+        and every algorithm given the point computes on it (and validates
+        the vectors it is given against it), whatever is active later.
+    xp : namespace
+        ``backend.xp``, the array namespace those algorithms compute with.
     layout : BlockLayout
         The per-layer block sizes and offsets of the chain at this batch
         size (:class:`~hessinv_ref.layout.BlockLayout`), made once here and
@@ -118,7 +126,10 @@ class Point:
             raise ValueError(f"path: expected one of {list(PATHS)}, got {path!r}")
         self.path = path
         self.net = check_network(net)
+        # the door: the active backend, read once; the network's validation
+        # below reads the same one, and nothing after this reads it again
         self.backend = get_backend()
+        self.xp = self.backend.xp
         # cached arrays are handed out read-only where the library can (NumPy)
         self._read_only = self.backend.read_only
         self.xs = net.layer_vectors(params)
@@ -149,7 +160,7 @@ class Point:
 
     def _one(self):
         """:math:`b_L = ∂z_L/∂z_L = [1]` in the working dtype."""
-        return xp.ones((1,), dtype=self.dtype, device=self.xs[0].device)
+        return self.xp.ones((1,), dtype=self.dtype, device=self.xs[0].device)
 
     def _forward_plain(self, z0):
         zs = [z0]
@@ -267,7 +278,7 @@ class Point:
         if l is not None:
             cause = overflow_cause(self.dtype, self._magnitudes(l + 1), f"layer {l + 1}'s gradient")
             raise NonFiniteError(f"gradient g_{l + 1}", l + 1, cause)
-        return xp.concat(self._grads)
+        return self.xp.concat(self._grads)
 
     # -- explicit blocks ------------------------------------------------------
 
@@ -313,8 +324,9 @@ class Point:
         dtype: the built-in layers already return that; a user-written
         layer may return Python lists or another floating dtype, which is
         cast here (a copy) so the solvers see one precision."""
-        m = self.backend.asarray(m, f"layers[{l - 1}] block")
-        return m if m.dtype == self.dtype else xp.astype(m, self.dtype)
+        m = self.backend.asarray(m, f"layers[{l - 1}] block",
+                                 why=f"the point was built on the {self.backend.name!r} backend")
+        return m if m.dtype == self.dtype else self.xp.astype(m, self.dtype)
 
     def _blocks_fast(self):
         """The same blocks, built for each *run* of consecutive layers with

@@ -22,15 +22,14 @@ Index spaces (``L`` layers, ``a_l`` activation sizes, ``p_l`` parameter sizes):
 from __future__ import annotations
 
 from functools import cached_property
-from .backend import BackendNotSupportedError, get_backend
+from .backend import BackendNotSupportedError, namespace_of
 from .layout import BlockLayout
 
 __all__ = ["HessianPolynomial"]
 
 
-def _sparse():
-    """``scipy.sparse``, for the display-only factors; NumPy backend only."""
-    be = get_backend()
+def _sparse(be):
+    """``scipy.sparse``, for the display-only factors; NumPy backend (``be``) only."""
     if be.name != "numpy":
         raise BackendNotSupportedError(
             "the sparse factors of HessianPolynomial (scipy.sparse, for display)", be.name,
@@ -68,6 +67,9 @@ class HessianPolynomial:
         of the layer-input space (``z_{l-1}``) ``in_offsets[l-1]:in_offsets[l]``.
     dtype : dtype
         The blocks' dtype; vectors are cast to it.
+    backend : Backend
+        The blocks' backend (:func:`~hessinv_ref.backend.namespace_of`):
+        everything is computed there, and vectors must belong to it.
 
     The sparse factors (``M``, ``Dx``, ``P_down``, ``Hxx``, ``Hxz``,
     ``Hzz``) are for display, built on first access and cached; they need
@@ -82,6 +84,9 @@ class HessianPolynomial:
         self.layout = BlockLayout.of_blocks(self.blocks) if layout is None else layout
         self.L = self.layout.L
         self.dtype = self.blocks[0].Hxx.dtype
+        self.backend = namespace_of(self.blocks[0].Hxx)
+        self.xp = self.backend.xp
+        self._why = f"the blocks are arrays of the {self.backend.name!r} backend"  # for asarray's message
         self.p, self.a = self.layout.p, self.layout.a
         self.x_offsets = self.layout.x_offsets
         self.t_offsets = self.layout.t_offsets
@@ -93,16 +98,16 @@ class HessianPolynomial:
         return self.x_offsets[-1]
 
     def _check(self, name, v, n):
-        """``v`` as an array of the active backend in :attr:`dtype`, of shape
+        """``v`` as an array of the blocks' backend in :attr:`dtype`, of shape
         (n,) or (n, k)."""
-        v = get_backend().asarray(v, name, dtype=self.dtype)
+        v = self.backend.asarray(v, name, dtype=self.dtype, why=self._why)
         if v.ndim not in (1, 2) or v.shape[0] != n:
             raise ValueError(f"{name}: expected shape ({n},) or ({n}, k), got {v.shape}")
         return v
 
     def _zeros(self, n, like):
         """Zeros of shape (n,) + like.shape[1:], like ``like``."""
-        return get_backend().xp.zeros((n,) + tuple(like.shape[1:]), dtype=like.dtype, device=like.device)
+        return self.xp.zeros((n,) + tuple(like.shape[1:]), dtype=like.dtype, device=like.device)
 
     # -- the factors as sparse matrices --------------------------------------
 
@@ -110,7 +115,7 @@ class HessianPolynomial:
     def M(self):
         r"""Block unit-lower-bidiagonal :math:`M`, shape (A, A):
         identity blocks on the diagonal, :math:`-J_{z,l}` at block (l, l-1)."""
-        sp = _sparse()
+        sp = _sparse(self.backend)
         L = self.L
         grid = [[None] * L for _ in range(L)]
         for l in range(1, L + 1):
@@ -122,13 +127,13 @@ class HessianPolynomial:
     @cached_property
     def Dx(self):
         r""":math:`D_x = \mathrm{blockdiag}(J_{x,1}..J_{x,L})`, shape (A, P)."""
-        return _sparse().block_diag([blk.Jx for blk in self.blocks], format="csr")
+        return _sparse(self.backend).block_diag([blk.Jx for blk in self.blocks], format="csr")
 
     @cached_property
     def P_down(self):
         r"""Block down-shift :math:`(P_{\downarrow} t)_l = t_{l-1}`, :math:`t_0 = 0`;
         shape (A_in, A)."""
-        sp = _sparse()
+        sp = _sparse(self.backend)
         L = self.L
         grid = [[None] * L for _ in range(L)]
         for l in range(1, L + 1):
@@ -141,17 +146,17 @@ class HessianPolynomial:
     @cached_property
     def Hxx(self):
         r""":math:`\mathrm{blockdiag}(H_{xx,l})`, shape (P, P)."""
-        return _sparse().block_diag([blk.Hxx for blk in self.blocks], format="csr")
+        return _sparse(self.backend).block_diag([blk.Hxx for blk in self.blocks], format="csr")
 
     @cached_property
     def Hxz(self):
         r""":math:`\mathrm{blockdiag}(H_{xz,l})`, shape (P, A_in)."""
-        return _sparse().block_diag([blk.Hxz for blk in self.blocks], format="csr")
+        return _sparse(self.backend).block_diag([blk.Hxz for blk in self.blocks], format="csr")
 
     @cached_property
     def Hzz(self):
         r""":math:`\mathrm{blockdiag}(H_{zz,l})`, shape (A_in, A_in)."""
-        return _sparse().block_diag([blk.Hzz for blk in self.blocks], format="csr")
+        return _sparse(self.backend).block_diag([blk.Hzz for blk in self.blocks], format="csr")
 
     # -- block substitution ----------------------------------------------------
 
@@ -165,7 +170,7 @@ class HessianPolynomial:
         t = [u[o[0]:o[1], ...]]  # t_1 = u_1 (t_0 = 0)
         for l in range(2, self.L + 1):
             t.append(u[o[l - 1]:o[l], ...] + self.blocks[l - 1].Jz @ t[-1])
-        return get_backend().xp.concat(t)
+        return self.xp.concat(t)
 
     def solve_MT(self, r):
         r"""Backward substitution :math:`λ = M^{-T} r`:
@@ -176,7 +181,7 @@ class HessianPolynomial:
         lam[L - 1] = r[o[L - 1]:o[L], ...]  # λ_L = r_L
         for l in range(L - 1, 0, -1):
             lam[l - 1] = r[o[l - 1]:o[l], ...] + self.blocks[l].Jz.T @ lam[l]
-        return get_backend().xp.concat(lam)
+        return self.xp.concat(lam)
 
     def _apply_blockdiag(self, name, v, col_off, transpose=False):
         """Apply ``blockdiag(blk.<name>)`` (or its transpose) to ``v``."""
@@ -185,15 +190,15 @@ class HessianPolynomial:
             m = getattr(blk, name)
             m = m.T if transpose else m
             out.append(m @ v[col_off[l]:col_off[l + 1], ...])
-        return get_backend().xp.concat(out)
+        return self.xp.concat(out)
 
     def _down(self, t):
         """:math:`P_{\\downarrow} t`: prepend ``t_0 = 0``, drop ``t_L``."""
-        return get_backend().xp.concat([self._zeros(self.a[0], t), t[: self.t_offsets[-2], ...]])
+        return self.xp.concat([self._zeros(self.a[0], t), t[: self.t_offsets[-2], ...]])
 
     def _up(self, w):
         """:math:`P_{\\downarrow}^T w`: drop the ``z_0`` slot, append ``0`` for ``t_L``."""
-        return get_backend().xp.concat([w[self.a[0]:, ...], self._zeros(self.a[-1], w)])
+        return self.xp.concat([w[self.a[0]:, ...], self._zeros(self.a[-1], w)])
 
     def tangent(self, v):
         """:math:`t = M^{-1} D_x v`, the R-forward pass."""
@@ -225,10 +230,10 @@ class HessianPolynomial:
         return hxx + hxz_t + hxz_T_v + hzz_t
 
     def dense_factors(self):
-        r"""The six factors as dense arrays of the active backend (for display
+        r"""The six factors as dense arrays of the blocks' backend (for display
         and tests): ``(M, Dx, P_down, Hxx, Hxz, Hzz)``, the same matrices as
         the sparse properties, built block by block on every backend."""
-        xp = get_backend().xp
+        xp = self.xp
         dtype, device = self.dtype, self.blocks[0].Hxx.device
         xo, to, io = self.x_offsets, self.t_offsets, self.in_offsets
         A, A_in, P = to[-1], io[-1], self.P
@@ -252,7 +257,7 @@ class HessianPolynomial:
 
     def to_dense(self):
         """The dense Hessian from the polynomial with dense factors (for display
-        and tests; ``O(A^2 P)`` memory), on the active backend.
+        and tests; ``O(A^2 P)`` memory), on the blocks' backend.
 
         :math:`T = M^{-1} D_x` by the block forward substitution of
         :meth:`solve_M` (``M`` is unit lower triangular: no pivoting), then

@@ -11,13 +11,13 @@ r"""Pearlmutter's R-operator: the Hessian-vector product without any matrix.
     (Hv)_l &= J_{x,l}^T λ_l + H_{xz,l}\, t_{l-1} + H_{xx,l}\, v_l.
 
 Each product is a layer's ``jvp``, ``vjp`` or ``second_order`` call, so no
-Jacobian or curvature block is ever formed.  Everything runs on the active
-array backend, in the working precision (the parameters' dtype).
+Jacobian or curvature block is ever formed.  Everything runs on the point's
+array backend (the one active when it was built: ``curv.xp``), in the
+working precision (the parameters' dtype).
 """
 
 from __future__ import annotations
 
-from .backend import xp
 from .finite import NonFiniteError, check_damping, first_non_finite, largest, overflow_cause
 from .point import Point
 from .polynomial import HessianPolynomial
@@ -71,7 +71,8 @@ def hvp(net, params, X, y, v):
 def rop_hvp_cached(curv, v):
     """:func:`hvp` on the cached passes of a :class:`~hessinv_ref.point.Point`
     (or a :class:`~hessinv_ref.curvature.Curvature`)."""
-    v = curv.net.check_vector("v", v, dtype=curv.dtype)
+    xp = curv.xp
+    v = curv.net.check_vector("v", v, dtype=curv.dtype, backend=curv.backend)
     if v.ndim == 2:
         if v.shape[1] == 0:  # no columns: nothing to stack
             return xp.zeros(v.shape, dtype=v.dtype, device=v.device)
@@ -92,6 +93,7 @@ def check_product(curv, name, v, Hv):
 
 
 def _rop_hvp_1(curv, v):
+    xp = curv.xp
     layers, xs, z, b = curv.layers, curv.xs, curv.z, curv.b
     vs = curv.split(v)
     L = curv.depth
@@ -124,7 +126,7 @@ def polynomial_hvp(net, params, X, y, v):
     Same arguments and result as :func:`hvp`.
     """
     curv = Point(net, params, X, y)
-    v = net.check_vector("v", v, dtype=curv.dtype)
+    v = net.check_vector("v", v, dtype=curv.dtype, backend=curv.backend)
     poly = HessianPolynomial(curv.blocks, curv.layout)
     return check_product(curv, "polynomial_hvp result", v, poly.matvec(v))
 
@@ -140,11 +142,12 @@ def damped_hvp(curv, damping):
     float64 vectors), so ``v`` is taken to the working dtype here, as a
     ``LinearOperator`` of that dtype does."""
     eps = check_damping(damping)
+    why = f"the point it goes with was built on the {curv.backend.name!r} backend"
 
     def apply(v):
-        v = curv.backend.asarray(v, "v")
+        v = curv.backend.asarray(v, "v", why=why)
         if v.dtype != curv.dtype:
-            v = xp.astype(v, curv.dtype)
+            v = curv.xp.astype(v, curv.dtype)
         return rop_hvp_cached(curv, v) + eps * v
 
     return apply

@@ -1,6 +1,7 @@
 """The array backends (:mod:`hessinv_ref.backend`): selection, the guard
-against mixing arrays of different libraries or devices, explicit moves, and
-the fallbacks for what the Array API standard lacks.
+against mixing arrays of different libraries or devices, explicit moves,
+:func:`~hessinv_ref.backend.namespace_of`, a point keeping the backend it was
+built with, and the fallbacks for what the Array API standard lacks.
 
 Every test selects the backends it needs explicitly (``use_backend``), so the
 module means the same whichever backend the run started with (CI runs it
@@ -30,6 +31,7 @@ from hessinv_ref.backend import (
     check_dtype,
     from_numpy,
     get_backend,
+    namespace_of,
     set_backend,
     to_numpy,
     use_backend,
@@ -420,3 +422,91 @@ def test_the_namespace_proxy_names_the_active_backend():
         assert STRICT in repr(xp)
         assert xp.linalg is array_api_strict.linalg
     assert math.isfinite(float(xp.sum(xp.ones(3, device=get_backend().device))))
+
+
+# -- the namespace of the data, and a point that keeps its backend -----------------------
+
+
+def test_namespace_of_names_the_backend_of_the_arrays_whichever_is_active():
+    a, b = np.ones(3), from_numpy(np.ones(3), backend=STRICT)
+    for active in ("numpy", STRICT):
+        with use_backend(active):
+            assert namespace_of(a).name == "numpy" and namespace_of(a, a[:1]).xp is np
+            assert namespace_of(b).name == STRICT and namespace_of(b, b) is namespace_of(b)
+    with use_backend(STRICT) as be:
+        assert namespace_of(b) is be  # the registry's one instance per backend
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        ((), r"at least one array"),
+        (([1.0, 2.0],), r"got builtins\.list"),
+        ((2.5,), r"got builtins\.float"),
+        ((np.ones(2), "device1"), r"got builtins\.str"),
+    ],
+)
+def test_namespace_of_refuses_what_is_no_backends_array(args, match):
+    with pytest.raises(TypeError, match=match):
+        namespace_of(*args)
+
+
+def test_namespace_of_refuses_arrays_of_two_backends():
+    with pytest.raises(TypeError, match=r"one backend, got a numpy array and a array_api_strict array"):
+        namespace_of(np.ones(2), from_numpy(np.ones(2), backend=STRICT))
+
+
+def _what_a_point_computes(curv, v, g):
+    """Everything a curvature computes from its cached passes, as arrays of
+    its backend (and the default route's name)."""
+    out = {"hvp": curv.hvp(v), "hessian": curv.hessian(), "gradient": curv.gradient(),
+           "default method": curv.factorize(0.1).method}
+    methods = ("riccati", "ldu", "dense") + (("banded",) if curv.backend.name == "numpy" else ())
+    for method in methods:
+        fact = curv.factorize(0.1, method)
+        out[method] = fact.solve(g)
+        out[f"{method} matvec"] = fact.matvec(g)
+        out[f"{method} logdet"] = fact.logdet()
+    return out
+
+
+@pytest.mark.parametrize(("built_on", "then"), [("numpy", STRICT), (STRICT, "numpy")])
+def test_a_curvature_keeps_computing_on_the_backend_it_was_built_on(built_on, then):
+    """The explicit idiom: a point reads the active backend once, and its
+    routes use the point's backend, so switching the active backend
+    afterwards changes nothing it computes: the same arrays, of its own
+    backend, equal to the last bit to what it computed before the switch."""
+    with use_backend(built_on) as be:
+        net, params, X, y = random_problem(4, 3, 2, seed=0)
+        v, g = from_numpy(np.linspace(-1.0, 1.0, net.n_params)), from_numpy(np.ones(net.n_params))
+        curv = Curvature(net, params, X, y)
+        before = _what_a_point_computes(curv, v, g)
+    with use_backend(then):
+        after = _what_a_point_computes(curv, v, g)
+    assert after["default method"] == before["default method"] == ("banded" if built_on == "numpy" else "riccati")
+    for what, value in after.items():
+        if what.endswith(("logdet", "method")):
+            assert value == before[what], what
+            continue
+        assert be.is_array(value) and value.device == before[what].device, what
+        np.testing.assert_array_equal(to_numpy(value), to_numpy(before[what]), err_msg=what)
+    if built_on == "numpy":  # the display-only sparse factors follow the data too
+        assert curv.polynomial().M.shape == (curv.layout.t_offsets[-1],) * 2
+
+
+def test_after_a_switch_new_inputs_follow_the_active_backend_and_old_points_their_own():
+    with use_backend("numpy"):
+        net, params, X, y = random_problem(3, 2, 2, seed=0)
+        curv = Curvature(net, params, X, y)
+    with use_backend(STRICT):
+        # new inputs are checked against the active backend, as before
+        with pytest.raises(TypeError, match=r"^params\[0\].*weight: expected a array_api_strict array \(the active "
+                                            r"backend is 'array_api_strict'\)"):
+            Curvature(net, params, X, y)
+        # a vector for the old point must belong to the point's backend
+        v = from_numpy(np.ones(net.n_params))
+        with pytest.raises(TypeError, match=r"^v: expected a numpy array \(the point it goes with was built "
+                                            r"on the 'numpy' backend\).*to_numpy"):
+            curv.hvp(v)
+        with pytest.raises(TypeError, match=r"^rhs: expected a numpy array \(the point it goes with"):
+            curv.factorize(0.1, "riccati").solve(v)

@@ -1,4 +1,5 @@
-"""The import graph of ``hessinv_ref``: no cycles, and imports point one way.
+"""The import graph of ``hessinv_ref``: no cycles, and imports point one way;
+and the core reaches its array backend by one idiom.
 
 How it is measured
 ------------------
@@ -20,6 +21,16 @@ break this today, each to be removed by the architecture refactor; the tests
 fail on any violation not listed, and on any listed edge that no longer
 exists, so the list only shrinks.  ``python tests/test_import_graph.py``
 prints the whole graph by layer.
+
+The backend idiom (:mod:`hessinv_ref.backend`): the core, the layers
+:data:`CORE_LAYERS` of :data:`LAYERS`, never imports the active-namespace
+proxy ``xp`` and calls ``get_backend()`` only in the door functions of
+:data:`BACKEND_DOORS`, where inputs enter; everywhere else it computes in the
+namespace of its data (``point.xp``, ``namespace_of(a)``).  The same parse
+finds both: an ``ImportFrom`` of ``xp`` from the backend package (or an
+``.xp`` attribute of a name bound to that package), and every call of a
+function named ``get_backend``, with the qualified name of the function it
+stands in.
 """
 
 from __future__ import annotations
@@ -62,6 +73,43 @@ LAYERS = [
 KNOWN_VIOLATIONS = set()
 
 
+# The core: the layers whose modules take their backend from their data.
+CORE_LAYERS = ("finite", "activations", "layers", "data", "network", "algorithms", "front door")
+
+BACKEND = "hessinv_ref.backend"
+
+# The doors: the functions of the core allowed to call get_backend(), each
+# because inputs enter there and must belong to the active backend (or, with
+# no data at all, are made for it).  (module, function's qualified name): why.
+BACKEND_DOORS = {
+    ("hessinv_ref.network", "Network.init"):
+        "draws new parameters on the host and moves them to the active backend",
+    ("hessinv_ref.network", "Network.layer_vectors"):
+        "validates the params a caller passes in (and refuses another library's arrays)",
+    ("hessinv_ref.network", "Network.check_inputs"):
+        "validates the X and y a caller passes in",
+    ("hessinv_ref.network", "Network.check_vector"):
+        "validates a vector passed to a network-level function (solve's g) when no backend= is given; "
+        "a point's methods pass the point's backend instead",
+    ("hessinv_ref.point", "Point.__init__"):
+        "a point reads the active backend once and keeps it (point.backend, point.xp)",
+    ("hessinv_ref.layers._checks", "_as_array"):
+        "pack's weight and bias and a head's targets (the params and y the network validates), "
+        "and a Python list or number given to a layer method: new input, no array to take a namespace from",
+    ("hessinv_ref.solvers.lifted", "Pivot.__init__"):
+        "a permutation made from sizes alone when no backend= is given: there is no data to take one from",
+    ("hessinv_ref.solvers.registry", "default_method"):
+        "answers 'which route does method=None mean on the active backend' when no backend= is given; "
+        "factorize_curvature passes the curvature's",
+}
+
+# Imports of the proxy xp into the core that are re-exports, not uses: module: why.
+XP_REEXPORTS = {
+    "hessinv_ref.layers": "importable from hessinv_ref.layers since it was one module "
+                          "(test_the_split_packages_keep_their_names); no layer computes with it",
+}
+
+
 # -- building the graph ---------------------------------------------------------------
 
 
@@ -101,6 +149,15 @@ def _imported(node, name, is_package, modules):
         elif source in modules:
             targets.append(source)
     return targets
+
+
+def _from_source(node, name, is_package):
+    """The module an ``ImportFrom`` statement of module ``name`` imports from."""
+    if not node.level:
+        return node.module or ""
+    package = (name if is_package else name.rpartition(".")[0]).split(".")
+    base = package[: len(package) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
 
 
 def import_graph():
@@ -185,6 +242,56 @@ def _where(edges, edge):
 def _layer_name(module):
     i = layer_of(module)
     return LAYERS[i][0] if i is not None else "?"
+
+
+def backend_idiom_uses(tree, name, is_package):
+    """``[(kind, function, line)]`` in the parsed module ``name``: ``kind``
+    is ``"xp"`` for an import of the proxy ``xp`` from the backend package
+    (or an ``.xp`` attribute of a name bound to that package) and
+    ``"get_backend"`` for a call of ``get_backend``; ``function`` is the
+    qualified name of the enclosing function or class (``"<module>"`` at
+    module level)."""
+    found, backend_names = [], set()
+
+    def visit(node, scope):
+        if isinstance(node, ast.ImportFrom):
+            source = _from_source(node, name, is_package)
+            for alias in node.names:
+                if source == BACKEND and alias.name == "xp":
+                    found.append(("xp", ".".join(scope) or "<module>", node.lineno))
+                if f"{source}.{alias.name}" == BACKEND:  # from hessinv_ref import backend
+                    backend_names.add(alias.asname or alias.name)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name == BACKEND and alias.asname:
+                    backend_names.add(alias.asname)
+        elif isinstance(node, ast.Attribute) and node.attr == "xp":
+            if isinstance(node.value, ast.Name) and node.value.id in backend_names:
+                found.append(("xp", ".".join(scope) or "<module>", node.lineno))
+        elif isinstance(node, ast.Call):
+            func = node.func
+            called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+            if called == "get_backend":
+                found.append(("get_backend", ".".join(scope) or "<module>", node.lineno))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            scope = scope + [node.name]
+        for child in ast.iter_child_nodes(node):
+            visit(child, scope)
+
+    visit(tree, [])
+    return found
+
+
+def core_backend_uses():
+    """:func:`backend_idiom_uses` of every module of :data:`CORE_LAYERS`, as
+    ``[(module, kind, function, line)]``."""
+    core = {i for i, (layer, _) in enumerate(LAYERS) if layer in CORE_LAYERS}
+    out = []
+    for module, (path, is_package) in _modules().items():
+        if layer_of(module) in core:
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+            out.extend((module,) + use for use in backend_idiom_uses(tree, module, is_package))
+    return out
 
 
 # -- the tests -------------------------------------------------------------------------
@@ -280,6 +387,63 @@ def test_the_built_in_layers_follow_the_protocol():
 
     assert not isinstance(NoCurvature(), LayerProtocol)
     assert not isinstance(object(), LayerProtocol)
+
+
+def test_the_core_takes_its_backend_from_its_data():
+    """No core module imports the proxy ``xp`` (but the listed re-exports),
+    and only the door functions call ``get_backend()``."""
+    uses = core_backend_uses()
+    xp_imports = [u for u in uses if u[1] == "xp" and u[0] not in XP_REEXPORTS]
+    assert not xp_imports, (
+        "the core imports or uses the active-namespace proxy xp; compute with the data's namespace "
+        "(point.xp, curvature.xp, backend.namespace_of(a).xp) instead:\n  "
+        + "\n  ".join(f"{m} ({f}, line {n})" for m, _, f, n in xp_imports)
+    )
+    outside = [u for u in uses if u[1] == "get_backend" and (u[0], u[2]) not in BACKEND_DOORS]
+    assert not outside, (
+        "get_backend() called outside the doors of BACKEND_DOORS; after the door, use the backend of the "
+        "data (curvature.backend, backend.namespace_of(a)), or add the function to BACKEND_DOORS saying "
+        "why inputs enter there:\n  " + "\n  ".join(f"{m}.{f} (line {n})" for m, _, f, n in outside)
+    )
+
+
+def test_every_listed_door_and_reexport_still_exists():
+    """An entry whose call or import has gone must leave its list, so that
+    the lists only shrink."""
+    uses = core_backend_uses()
+    calls = {(m, f) for m, kind, f, _ in uses if kind == "get_backend"}
+    assert not set(BACKEND_DOORS) - calls, f"BACKEND_DOORS entries without a get_backend() call: {sorted(set(BACKEND_DOORS) - calls)}"
+    imports = {m for m, kind, _, _ in uses if kind == "xp"}
+    assert not set(XP_REEXPORTS) - imports, f"XP_REEXPORTS entries without the import: {sorted(set(XP_REEXPORTS) - imports)}"
+
+
+def test_the_idiom_check_sees_the_proxy_and_the_calls():
+    """The detector on made-up modules: each way of reaching the active
+    backend is found, with the function it stands in; the data's own
+    namespace is not."""
+    source = (
+        "from .backend import get_backend, xp\n"
+        "from . import backend as be_mod\n"
+        "import hessinv_ref.backend as hb\n"
+        "class Route:\n"
+        "    def solve(self, g):\n"
+        "        xp = self.curvature.xp\n"
+        "        return get_backend().lu(g), be_mod.xp, hb.get_backend()\n"
+        "def helper(a):\n"
+        "    return namespace_of(a).xp.sum(a), hb.xp\n"
+    )
+    found = backend_idiom_uses(ast.parse(source), "hessinv_ref.example", False)
+    assert found == [
+        ("xp", "<module>", 1),
+        ("get_backend", "Route.solve", 7),
+        ("xp", "Route.solve", 7),
+        ("get_backend", "Route.solve", 7),
+        ("xp", "helper", 9),
+    ]
+    assert backend_idiom_uses(ast.parse("from ..backend import xp\n"), "hessinv_ref.layers.affine", False) == [
+        ("xp", "<module>", 1)
+    ]
+    assert backend_idiom_uses(ast.parse("xp = point.xp\n"), "hessinv_ref.rop", False) == []
 
 
 if __name__ == "__main__":  # python tests/test_import_graph.py: the graph, by layer

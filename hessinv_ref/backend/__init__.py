@@ -1,8 +1,8 @@
 r"""Array backends: the one place that says which array library does the math.
 
 Every core module (layers, the passes, the HVP routes, the structured
-solvers, the factorization objects) computes with the *active namespace*
-:data:`xp`, never with ``numpy`` directly.  Three backends are known:
+solvers, the factorization objects) computes with the namespace of a
+:class:`Backend`, never with ``numpy`` directly.  Three backends are known:
 
 ``"numpy"`` (the default)
     NumPy, with SciPy's LAPACK wrappers for the small dense factorizations.
@@ -18,12 +18,41 @@ solvers, the factorization objects) computes with the *active namespace*
     stray ``np.`` call, an implicit host round-trip, an unsupported in-place
     write or a missing ``device=`` fails on a CPU-only machine.
 
+One idiom: selected at the door, then the data's own namespace
+---------------------------------------------------------------
+*Selection happens where inputs enter.*  The active backend
+(:func:`get_backend`) is read only where data comes in: the network's
+validation of ``params``, ``X``, ``y`` and parameter-space vectors (which
+refuses arrays of another library), :meth:`~hessinv_ref.network.Network.init`,
+the construction of a :class:`~hessinv_ref.point.Point` (which stores it as
+``point.backend``, and its namespace as ``point.xp``), and the helpers of
+:mod:`hessinv_ref.testing` and the tools that create inputs.
+
+*Everything after that computes in the namespace of the data it was
+given.*  The algorithms and routes read the point's backend
+(``xp = self.curvature.xp`` at the top of a method, ``point.backend.lu(A)``
+for a routine the standard lacks); the layers, activations and helpers,
+which receive arrays only, ask :func:`namespace_of` (``xp =
+namespace_of(u).xp``, ``namespace_of(u).erfc(u)``).  None of them calls
+:func:`get_backend` or uses the :data:`xp` proxy.  So a point built under
+one backend keeps computing there when the active backend changes
+afterwards, and the core pays one dictionary lookup per function for its
+namespace, not one context-variable lookup per array operation.
+
+The :data:`xp` proxy (the *active* namespace, looked up at each attribute
+access) stays for users, notebooks and tests that want "whatever backend is
+active now"; the core does not import it (``tests/test_import_graph.py``
+checks that, and names the door functions allowed to call
+:func:`get_backend`).
+
 Selecting a backend
 -------------------
 :func:`set_backend` sets it for the rest of the program, :func:`use_backend`
 for a ``with`` block (restored on exit, also after an exception), and the
 environment variable ``HESSINV_REF_BACKEND`` picks the starting one (for a
 whole test run).  :func:`get_backend` returns the active :class:`Backend`.
+The choice applies to *new* inputs: a point, a curvature or a factorization
+built before the change keeps the backend it was built with.
 
 Inputs and devices
 ------------------
@@ -31,8 +60,10 @@ Arrays given to the library must belong to the active backend (and to its
 device): a NumPy array given while ``"cupy"`` is active, or the reverse,
 raises ``TypeError`` naming the argument, instead of being copied behind
 the caller's back.  Move data explicitly with :func:`from_numpy` and
-:func:`to_numpy`.  Results are arrays of the active backend, on the device
-of the inputs.
+:func:`to_numpy`.  Results are arrays of the inputs' backend, on their
+device.  Vectors given to a point's methods later (``curv.hvp(v)``,
+``fact.solve(g)``) must belong to the point's backend, the one it was
+built with.
 
 What the Array API standard lacks
 ---------------------------------
@@ -63,7 +94,7 @@ backend and the alternatives.
 The package, one idea per module
 --------------------------------
 This module is the *registry*: the backend names, the active backend, the
-``xp`` proxy and the explicit moves between libraries.  The backends
+``xp`` proxy, :func:`namespace_of` and the explicit moves between libraries.  The backends
 themselves live beside it, none importing the registry:
 
 * :mod:`hessinv_ref.backend.base`: :class:`Backend` (the interface and its
@@ -74,8 +105,8 @@ themselves live beside it, none importing the registry:
 * :mod:`hessinv_ref.backend.fallbacks`: the ``erfc`` series, the sigmoid,
   the exact condition number and Hager's estimator, written with the
   standard alone;
-* :mod:`hessinv_ref.backend.constants`: the machine epsilon, defined once
-  for the whole library.
+* :mod:`hessinv_ref.backend.constants`: the machine epsilon and the other
+  limits of a working precision, defined once for the whole library.
 """
 
 from __future__ import annotations
@@ -89,6 +120,7 @@ import numpy as np
 # The backends and the fallbacks; the private names too stay importable from
 # here, as they were when this package was one module.
 from .base import Backend, BackendNotSupportedError, DenseLU, _describe, _is_foreign_array
+from .constants import _precision_name
 from .cupy_backend import _CupyBackend, _CupyLU
 from .fallbacks import (
     _ERFC_CF_DEPTH,
@@ -111,6 +143,7 @@ __all__ = [
     "check_dtype",
     "from_numpy",
     "get_backend",
+    "namespace_of",
     "set_backend",
     "to_numpy",
     "use_backend",
@@ -155,9 +188,9 @@ def _initial():
     return name
 
 
-# The context variable holds the Backend object itself, not its name: the
-# core looks it up several times per layer, so get_backend() must be one
-# call, not a call and a dict lookup.
+# The context variable holds the Backend object itself, not its name, so
+# get_backend() is one call.  The core reads it only at the door (see the
+# module notes); after that it uses the backend of its data.
 _ACTIVE = contextvars.ContextVar("hessinv_ref_backend", default=None)
 
 
@@ -231,7 +264,95 @@ class _ActiveNamespace:
 xp = _ActiveNamespace()
 """The active backend's array namespace, looked up at each use: ``xp.zeros`` or
 ``xp.linalg.solve`` are NumPy's, CuPy's or ``array_api_strict``'s as
-:func:`set_backend` last chose.  The core modules compute through it."""
+:func:`set_backend` last chose.  For users, notebooks and tests that want the
+active namespace; the core does not use it (it computes in the namespace of
+its data: ``point.xp``, :func:`namespace_of`)."""
+
+
+# -- the namespace of given arrays ----------------------------------------------------
+
+# array type -> Backend, filled on first sight of each type: namespace_of is
+# then one dict lookup per array
+_BACKEND_OF_TYPE = {}
+
+# the top-level module of an array type -> the backend that may own it, tried
+# on a type's first sight (so a NumPy array never imports CuPy)
+_LIBRARY_OF_MODULE = {"numpy": "numpy", "cupy": "cupy", "array_api_strict": "array_api_strict"}
+
+
+def _backend_of_type(a):
+    """The backend whose :meth:`~Backend.is_array` accepts ``a``, found on the
+    first array of its type and cached for the type."""
+    t = type(a)
+    candidates = list(_INSTANCES.values())
+    name = _LIBRARY_OF_MODULE.get(t.__module__.split(".")[0])
+    if name is not None and name not in _INSTANCES:
+        try:
+            candidates.append(_make(name))
+        except ImportError:  # pragma: no cover - an array of a library that cannot be a backend here
+            pass
+    for be in candidates:
+        if be.is_array(a):
+            _BACKEND_OF_TYPE[t] = be
+            return be
+    raise TypeError(
+        f"expected an array of one of the backends {list(BACKENDS)}, got {t.__module__}.{t.__qualname__}"
+    )
+
+
+def namespace_of(*arrays):
+    """The :class:`Backend` the given arrays belong to.
+
+    The core's way to its array namespace after the door: a function that
+    receives arrays computes with ``namespace_of(a).xp`` (and the routines
+    the standard lacks, ``namespace_of(u).erfc(u)``), whatever backend is
+    active.  The backend of each array type is found once and cached, so a
+    call costs a dictionary lookup per array.
+
+    Parameters
+    ----------
+    *arrays : array
+        One or more arrays of one backend (any device of it).
+
+    Returns
+    -------
+    Backend
+
+    Raises
+    ------
+    TypeError
+        For no array, for an object that is no backend's array (a Python
+        list or number, an array of another library), naming its type, and
+        for arrays of two backends (move one explicitly with
+        :func:`to_numpy` / :func:`from_numpy`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hessinv_ref.backend import namespace_of
+    >>> namespace_of(np.ones(3)).name
+    'numpy'
+    """
+    if len(arrays) == 1:  # the usual call: one dict lookup
+        backend = _BACKEND_OF_TYPE.get(type(arrays[0]))
+        if backend is not None:
+            return backend
+    elif not arrays:
+        raise TypeError("namespace_of: expected at least one array, got none")
+    backend = None
+    for a in arrays:
+        be = _BACKEND_OF_TYPE.get(type(a))
+        if be is None:
+            be = _backend_of_type(a)
+        if backend is None:
+            backend = be
+        elif be is not backend:
+            raise TypeError(
+                f"expected arrays of one backend, got a {backend.name} array and a {be.name} "
+                f"array ({_describe(a)}); move one explicitly with hessinv_ref.backend.to_numpy(...) "
+                f"or from_numpy(...)"
+            )
+    return backend
 
 
 # -- moving data --------------------------------------------------------------------
@@ -273,9 +394,7 @@ def check_dtype(dtype):
     """Validate a working precision: ``"float64"`` or ``"float32"``, or a
     dtype of those names from any backend (``numpy.float32``,
     ``array_api_strict.float32``, ...); returns the name."""
-    name = getattr(dtype, "__name__", None) or str(getattr(dtype, "name", dtype))
-    name = name.rsplit(".", 1)[-1]  # "array_api_strict.float64" -> "float64"
-    name = {"double": "float64", "single": "float32"}.get(name, name)
+    name = _precision_name(dtype)
     if name not in FLOAT_DTYPES:
         raise ValueError(f"dtype: expected one of {list(FLOAT_DTYPES)}, got {dtype!r}")
     return name

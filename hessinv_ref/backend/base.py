@@ -103,13 +103,19 @@ class Backend:
         """Whether ``a`` is an array of this backend (any device)."""
         return isinstance(a, self.array_type)
 
-    def asarray(self, a, name, dtype=None):
+    def asarray(self, a, name, dtype=None, *, why=None):
         """``a`` as an array of this backend, checked, never an implicit copy
         from another array library or device.
 
         Python numbers and (nested) lists are converted; an array of this
         backend is returned as is (cast to ``dtype`` if given, which copies);
         an array of another library or on another device raises.
+
+        ``why`` says, for the message, why this backend is the one expected:
+        ``None`` (the door) means it is the active backend, and the message
+        offers :func:`~hessinv_ref.backend.set_backend`; a point's methods pass
+        ``"the point it goes with was built on the 'numpy' backend"``, where
+        selecting another backend would not help.
 
         Raises
         ------
@@ -128,11 +134,11 @@ class Backend:
                     f"(mixing devices is never done implicitly)"
                 )
         elif _is_foreign_array(a):
+            move = f"hessinv_ref.backend.{'to_numpy' if self.name == 'numpy' else 'from_numpy'}(...)"
+            if why is None:
+                why, move = f"the active backend is {self.name!r}", f"{move} or select its backend with hessinv_ref.set_backend(...)"
             raise TypeError(
-                f"{name}: expected a {self.name} array (the active backend is {self.name!r}), "
-                f"got {_describe(a)}; convert it explicitly with "
-                f"hessinv_ref.backend.{'to_numpy' if self.name == 'numpy' else 'from_numpy'}"
-                f"(...) or select its backend with hessinv_ref.set_backend(...)"
+                f"{name}: expected a {self.name} array ({why}), got {_describe(a)}; convert it explicitly with {move}"
             )
         else:
             a = xp.asarray(a, device=self.device)

@@ -65,9 +65,11 @@ class _NumpyBackend(Backend):
     def __init__(self):
         super().__init__(np, None, np.ndarray)
 
-    def asarray(self, a, name, dtype=None):
+    def asarray(self, a, name, dtype=None, *, why=None):
+        if type(a) is np.ndarray:  # the usual case, first: np.asarray would return it as is
+            return a if dtype is None or a.dtype == dtype else a.astype(dtype)
         if not self.is_array(a) and _is_foreign_array(a):
-            return super().asarray(a, name, dtype)
+            return super().asarray(a, name, dtype, why=why)
         a = np.asarray(a)
         if dtype is not None and a.dtype != dtype:
             a = a.astype(dtype)

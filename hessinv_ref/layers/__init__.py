@@ -51,10 +51,15 @@ activation; the loss heads: a loss of the logits).
 
 Arrays
 ------
-Every method computes with the active array namespace
-(:mod:`hessinv_ref.backend`): arguments are arrays of the active backend
-(or Python lists and numbers), results are arrays of that backend in the
-dtype of the arguments.  Only the Array API standard is used: Kronecker
+Every method computes in the namespace of the data it is given
+(``namespace_of(z_in).xp``, :func:`~hessinv_ref.backend.namespace_of`),
+whichever backend is active: the array arguments of one call belong to one
+backend (the one of ``z_in``; a Python list or number is converted to it,
+or to the active backend when it is the only argument), and results are
+arrays of that backend in the dtype of the arguments.  ``pack`` and a
+head's ``check_targets`` take new parameters and targets, and check them
+against the active backend, as the network's validation does.  Only the
+Array API standard is used: Kronecker
 products, block diagonals and diagonal patterns are products with identity
 matrices placed by broadcasting, and blocks are assembled with ``concat``,
 never by integer-array indexing or by writing through a reshaped view.
@@ -82,7 +87,9 @@ Every class is importable from ``hessinv_ref.layers`` itself.
 
 from __future__ import annotations
 
-# Importable from here when this package was one module; kept so.
+# Importable from here when this package was one module; kept so.  The
+# layers compute with neither get_backend nor the active-namespace proxy xp
+# (see "Arrays" above): these two are re-exported names only.
 from ..activations import get_activation
 from ..backend import get_backend, xp
 

@@ -9,18 +9,20 @@ view.
 
 from __future__ import annotations
 
-from ..backend import xp
+from ..backend import namespace_of
 
 
 def _eye(n, like):
-    """The identity of size ``n`` in the dtype and on the device of ``like``."""
-    return xp.eye(n, dtype=like.dtype, device=like.device)
+    """The identity of size ``n`` in the dtype and on the device (and the
+    backend) of ``like``."""
+    return namespace_of(like).xp.eye(n, dtype=like.dtype, device=like.device)
 
 
 def _stack(arrays):
     """``xp.stack(arrays)`` for a long list of same-shape arrays: NumPy's
     ``stack`` loops over them in Python, ``concat`` in C, and the reshape
     back to (R, ...) is the same array."""
+    xp = namespace_of(arrays[0]).xp
     return xp.reshape(xp.concat(arrays, axis=0), (len(arrays),) + tuple(arrays[0].shape))
 
 
@@ -32,4 +34,4 @@ def _block_diag(blocks):
     blocks (the Array API has no ``block_diag``)."""
     B, r, c = blocks.shape
     delta = _eye(B, blocks)[:, None, :, None]           # (B, 1, B, 1): δ_ij
-    return xp.reshape(delta * blocks[:, :, None, :], (B * r, B * c))
+    return namespace_of(blocks).xp.reshape(delta * blocks[:, :, None, :], (B * r, B * c))

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import math
 
-from ..backend import get_backend, xp
+from ..backend import namespace_of
 from ._arrays import _block_diag, _eye
-from ._checks import _as_array, _check_positive_int, _is_bool
+from ._checks import Z_IN, _as_array, _check_positive_int, _is_bool, _own_array
 from .protocol import Layer
 
 __all__ = ["AffineLayer"]
@@ -55,25 +55,34 @@ class AffineLayer(Layer):
 
         Returns ``W`` of shape (n_out, n_in) and ``c`` of shape (n_out,), or
         ``None`` without bias: views of ``x`` where the array library makes
-        them (NumPy does), so never write into them.
+        them (NumPy does), so never write into them.  In the namespace of
+        ``x``, whichever backend is active.
         """
-        x = _as_array(x, "x")
+        be, x = _own_array(x, "x")
+        return self._unpack(x, be.xp)
+
+    def _unpack(self, x, xp):
+        """:meth:`unpack` of an array already checked (``x`` or ``v`` of the
+        protocol methods, checked against the backend of ``z_in``), in the
+        namespace ``xp``."""
         if x.shape != (self.n_params,):
             raise ValueError(
                 f"x: expected shape ({self.n_params},) for {self!r}, got {x.shape}"
             )
-        return self._split(x)
+        return self._split(x, xp)
 
-    def _split(self, x):
+    def _split(self, x, xp=None):
         """:meth:`unpack` of an ``x`` known to be valid (the layer's own
-        calls, after the first check): no validation on the hot path."""
+        calls, after the first check): no validation on the hot path.
+        ``xp``: its namespace, when the caller has it already."""
         n_w = self.n_out * self.n_in
-        W = get_backend().xp.reshape(x[:n_w], (self.n_out, self.n_in))
+        W = (namespace_of(x).xp if xp is None else xp).reshape(x[:n_w], (self.n_out, self.n_in))
         return W, (x[n_w:] if self.bias else None)
 
     def pack(self, weight, bias=None):
         """Flatten ``weight`` (n_out, n_in) and ``bias`` (n_out,) into a new
-        ``x`` on the active backend.
+        ``x`` on the active backend (a door: they are new parameters, which
+        :meth:`~hessinv_ref.network.Network.layer_vectors` validates).
 
         Raises
         ------
@@ -88,6 +97,7 @@ class AffineLayer(Layer):
             raise ValueError(
                 f"weight: expected shape {(self.n_out, self.n_in)}, got {weight.shape}"
             )
+        xp = namespace_of(weight).xp
         w = xp.reshape(weight, (-1,))
         if not self.bias:
             if bias is not None:
@@ -130,36 +140,40 @@ class AffineLayer(Layer):
 
     # -- the affine map and its derivatives ---------------------------------
     #
-    # Every protocol method calls ``_affine`` first, which validates ``x``
-    # (``unpack``); ``v`` is validated where it first appears
-    # (``_affine_jvp``).  The later helpers split the already-checked vectors
-    # without checking them again.
+    # Every protocol method checks ``z_in`` first (``_input``), which gives
+    # the backend ``be`` of the call; ``_affine`` checks ``x`` against it,
+    # and ``v`` is checked where it first appears (``_affine_jvp``).  The
+    # later helpers split the already-checked vectors without checking them
+    # again.
     #
     # These helpers and the protocol methods below run once per layer in
     # every R-operator pass, on tiny arrays, so Python overhead is their
-    # cost: each looks the active namespace up once,
-    # ``xp = get_backend().xp`` (the usual Array API idiom), rather than
-    # through the module-level proxy ``xp`` at every operation.
+    # cost: each looks its namespace up once, from its own arrays
+    # (``namespace_of``, one dict lookup), and hands it to ``_split``,
+    # rather than at every operation.  (Their signatures are the ones a
+    # subclass may override.)
 
     def _affine(self, x, Z):
         """:math:`u = Z W^T + c`, shape (B, n_out)."""
-        W, c = self.unpack(x)
+        be = namespace_of(Z)
+        W, c = self._unpack(be.asarray(x, "x", why=Z_IN), be.xp)
         U = Z @ W.T
         return U + c if self.bias else U
 
     def _affine_jvp(self, x, Z, T, v):
         """Directional derivative of ``u`` along ``(t_in, v)``:
         :math:`dU = T W^T + Z V_W^T + v_c`."""
-        W, _ = self._split(x)
-        V_W, v_c = self.unpack(v)
+        be = namespace_of(Z)
+        W, _ = self._split(x, be.xp)
+        V_W, v_c = self._unpack(be.asarray(v, "x", why=Z_IN), be.xp)
         dU = T @ W.T + Z @ V_W.T
         return dU + v_c if self.bias else dU
 
     def _affine_vjp(self, x, Z, D):
         """Pull a cotangent ``D`` on ``u`` back: returns ``(D W, vec(D^T Z, Σ_i D_i))``,
         shapes (B, n_in) and (p,)."""
-        xp = get_backend().xp
-        W, _ = self._split(x)
+        xp = namespace_of(D).xp
+        W, _ = self._split(x, xp)
         g_x = xp.reshape(D.T @ Z, (-1,))
         if self.bias:
             g_x = xp.concat([g_x, xp.sum(D, axis=0)])
@@ -172,8 +186,8 @@ class AffineLayer(Layer):
         :math:`C = \sum_{ik} D_{ik} ∂^2 u_{ik}/∂x∂z` gives
         :math:`C^T v = D V_W` and :math:`C t = \mathrm{vec}(D^T T, 0)`.
         """
-        xp = get_backend().xp
-        V_W, _ = self._split(v)
+        xp = namespace_of(D).xp
+        V_W, _ = self._split(v, xp)
         Ct = xp.reshape(D.T @ T, (-1,))
         if self.bias:
             Ct = xp.concat([Ct, xp.zeros(self.n_out, dtype=Ct.dtype, device=Ct.device)])
@@ -185,6 +199,7 @@ class AffineLayer(Layer):
         Row ``(i, k)`` has ``z_i`` in the columns of ``W[k, :]`` and a 1 in the
         column of ``c[k]``: :math:`A_x[(i,k),(l,j)] = δ_{kl} Z_{ij}` and
         :math:`A_x[(i,k), c_l] = δ_{kl}`."""
+        xp = namespace_of(Z).xp
         B, m = Z.shape[0], self.n_out
         eye = _eye(m, Z)
         # δ_kl on axes (k, l), Z_ij on axes (i, j): shape (B, m, m, n_in)
@@ -198,6 +213,7 @@ class AffineLayer(Layer):
         """Explicit :math:`A_z = ∂u/∂z_{in} = I_B ⊗ W`, shape (B n_out, B n_in):
         :math:`A_z[(i,k),(i',j)] = δ_{ii'} W_{kj}`."""
         W, _ = self.unpack(x)
+        xp = namespace_of(W).xp
         m, n = W.shape
         kron = _eye(B, W)[:, None, :, None] * W[None, :, None, :]  # (B, m, B, n)
         return xp.reshape(kron, (B * m, B * n))
@@ -206,6 +222,7 @@ class AffineLayer(Layer):
         """Explicit cross term :math:`C`, shape (p, B n_in): rows of ``W[k, j]``
         hold ``D[i, k]`` at column ``(i, j)``; bias rows are zero:
         :math:`C[(k,j),(i,l)] = D_{ik} δ_{jl}`."""
+        xp = namespace_of(D).xp
         B, m, n = D.shape[0], self.n_out, self.n_in
         # D_ik on axes (k, i), δ_jl on axes (j, l): shape (m, n, B, n)
         C_W = xp.reshape(D.T[:, None, :, None] * _eye(n, D)[None, :, None, :], (m * n, B * n))
@@ -215,26 +232,32 @@ class AffineLayer(Layer):
 
     # -- the protocol, written once for every affine layer -------------------
 
-    def _unflat(self, z_in):
-        be = get_backend()
-        z_in = be.asarray(z_in, "z_in")
-        B = self._batch(z_in)
-        return B, be.xp.reshape(z_in, (B, self.n_in))
+    # the protocol methods compute in the namespace of ``z_in``: every other
+    # array argument must belong to its backend (a list is converted there)
 
-    def _unflat_tangent(self, B, t_in):
-        be = get_backend()
-        return be.xp.reshape(be.asarray(t_in, "t_in"), (B, self.n_in))
+    def _input(self, z_in):
+        """``(B, Z, be)``: the batch size, ``z_in`` as a (B, n_in) matrix and
+        its backend, the one the whole call computes on."""
+        be, z_in = _own_array(z_in, "z_in")
+        B = self._batch(z_in)
+        return B, be.xp.reshape(z_in, (B, self.n_in)), be
+
+    def _unflat(self, z_in):
+        B, Z, _ = self._input(z_in)
+        return B, Z
+
+    def _unflat_tangent(self, B, t_in, be):
+        return be.xp.reshape(be.asarray(t_in, "t_in", why=Z_IN), (B, self.n_in))
 
     def forward(self, x, z_in):
         """:math:`z_{out} = φ(Z W^T + c, Z)`, flat (a_out,)."""
-        xp = get_backend().xp
-        B, Z = self._unflat(z_in)
-        return xp.reshape(self._output(self._affine(x, Z), Z), (-1,))
+        B, Z, be = self._input(z_in)
+        return be.xp.reshape(self._output(self._affine(x, Z), Z), (-1,))
 
     def vjp(self, x, z_in, b_out):
         """Backprop: :math:`b_{in} = b_{out} J_z`, :math:`g_x = b_{out} J_x`."""
-        xp = get_backend().xp
-        B, Z = self._unflat(z_in)
+        B, Z, be = self._input(z_in)
+        xp = be.xp
         U = self._affine(x, Z)
         D = self._delta(U, b_out)
         b_in, g_x = self._affine_vjp(x, Z, D)
@@ -242,12 +265,11 @@ class AffineLayer(Layer):
 
     def jvp(self, x, z_in, t_in, v):
         """Forward tangent: :math:`t_{out} = J_z t_{in} + J_x v`."""
-        xp = get_backend().xp
-        B, Z = self._unflat(z_in)
-        T = self._unflat_tangent(B, t_in)
+        B, Z, be = self._input(z_in)
+        T = self._unflat_tangent(B, t_in, be)
         U = self._affine(x, Z)
         dU = self._affine_jvp(x, Z, T, v)
-        return xp.reshape(self._out_jvp(U, dU), (-1,)) + self._skip(t_in)
+        return be.xp.reshape(self._out_jvp(U, dU), (-1,)) + self._skip(t_in)
 
     def second_order(self, x, z_in, b_out, t_in, v):
         r"""The R-backward terms :math:`(H_{zz} t + H_{xz}^T v,\ H_{xz} t + H_{xx} v)`.
@@ -256,9 +278,9 @@ class AffineLayer(Layer):
         ``b_out``: the delta moves by :math:`R\{D\} = Λ\, dU`, and the
         bilinear affine map adds the cross term :math:`C`.
         """
-        xp = get_backend().xp
-        B, Z = self._unflat(z_in)
-        T = self._unflat_tangent(B, t_in)
+        B, Z, be = self._input(z_in)
+        xp = be.xp
+        T = self._unflat_tangent(B, t_in, be)
         U = self._affine(x, Z)
         RD = self._lambda(U, b_out, self._affine_jvp(x, Z, T, v))
         D = self._delta(U, b_out)

@@ -10,9 +10,9 @@ identical layers are in :mod:`hessinv_ref.layers.stacked`.
 from __future__ import annotations
 
 from ..activations import get_activation
-from ..backend import get_backend, xp
+from ..backend import namespace_of
 from ._arrays import _eye
-from ._checks import _as_array
+from ._checks import Z_IN, _array_of
 from .affine import AffineLayer
 from .stacked import dense_blocks, dense_forward_run, dense_vjp_run
 
@@ -49,8 +49,8 @@ class Dense(AffineLayer):
         )
 
     def _b(self, U, b_out):
-        be = get_backend()
-        return be.xp.reshape(be.asarray(b_out, "b_out"), U.shape)
+        be = namespace_of(U)
+        return be.xp.reshape(be.asarray(b_out, "b_out", why=Z_IN), U.shape)
 
     def _output(self, U, Z):
         return self.activation.f(U)
@@ -69,7 +69,7 @@ class Dense(AffineLayer):
         return self.activation.df(U) * dU
 
     def _out_jacobian(self, U):
-        d = xp.reshape(self.activation.df(U), (-1,))
+        d = namespace_of(U).xp.reshape(self.activation.df(U), (-1,))
         return d[:, None] * _eye(d.shape[0], d)  # diag(σ'(u))
 
     # -- the fast paths (the optional protocol), in hessinv_ref.layers.stacked --
@@ -116,7 +116,7 @@ class Residual(Dense):
         return Z + self.activation.f(U)
 
     def _skip(self, vec):
-        return _as_array(vec, "vec")
+        return _array_of(vec, "vec")
 
     def _skip_matrix(self, B, like):
         return _eye(B * self.n_in, like)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import math
 
-from ..backend import get_backend, xp
+from ..backend import namespace_of
 from ._arrays import _eye
-from ._checks import _as_array
+from ._checks import _array_of, _as_array
 from .affine import AffineLayer
 from .stacked import head_blocks
 
@@ -50,7 +50,8 @@ class LossHead(AffineLayer):
 
     def check_targets(self, y, batch=None, dtype=None):
         """Validate and return a read-only copy of the targets, an array of
-        the active backend.
+        the active backend (a door: new targets, which
+        :meth:`~hessinv_ref.network.Network.check_inputs` validates).
 
         Parameters
         ----------
@@ -89,13 +90,13 @@ class LossHead(AffineLayer):
         raise NotImplementedError
 
     def _beta(self, b_out):
-        b_out = _as_array(b_out, "b_out")
+        b_out = _array_of(b_out, "b_out")
         if math.prod(b_out.shape) != 1:
             raise ValueError(f"b_out: expected shape (1,) for a loss head, got {b_out.shape}")
-        return xp.reshape(b_out, ())
+        return namespace_of(b_out).xp.reshape(b_out, ())
 
     def _output(self, U, Z):
-        return xp.reshape(self.loss_terms(U)[0], (1,))
+        return namespace_of(U).xp.reshape(self.loss_terms(U)[0], (1,))
 
     def _delta(self, U, b_out):
         return self._beta(b_out) * self.loss_terms(U)[1]
@@ -107,10 +108,11 @@ class LossHead(AffineLayer):
         return self._beta(b_out) * self.loss_terms(U)[2]
 
     def _out_jvp(self, U, dU):
+        xp = namespace_of(U).xp
         return xp.reshape(xp.sum(self.loss_terms(U)[1] * dU), (1,))
 
     def _out_jacobian(self, U):
-        return xp.reshape(self.loss_terms(U)[1], (1, -1))
+        return namespace_of(U).xp.reshape(self.loss_terms(U)[1], (1, -1))
 
     def stack_key(self):
         if type(self) not in (SoftmaxCrossEntropy, SquaredError):
@@ -169,8 +171,9 @@ class SoftmaxCrossEntropy(LossHead):
         return f"SoftmaxCrossEntropy({self.n_in}, {self.n_out}, bias={self.bias})"
 
     def check_targets(self, y, batch=None, dtype=None):
-        be = get_backend()
-        y = be.asarray(y, "y")
+        y = _as_array(y, "y")  # the door: the active backend
+        be = namespace_of(y)
+        xp = be.xp
         if y.ndim != 1 or (batch is not None and y.shape[0] != batch):
             want = f"({batch},)" if batch is not None else "(B,)"
             raise ValueError(f"y: expected integer labels of shape {want}, got shape {y.shape}")
@@ -187,6 +190,7 @@ class SoftmaxCrossEntropy(LossHead):
         return be.read_only(xp.asarray(y, copy=True))
 
     def _probs(self, U):
+        xp = namespace_of(U).xp
         shifted = U - xp.max(U, axis=1, keepdims=True)
         e = xp.exp(shifted)
         return e / xp.sum(e, axis=1, keepdims=True), shifted
@@ -194,10 +198,12 @@ class SoftmaxCrossEntropy(LossHead):
     def _one_hot(self, U):
         """The labels as a boolean mask of shape (B, C): ``Y[i, k] = (y_i == k)``."""
         y = self._targets(U)
+        xp = namespace_of(U).xp
         classes = xp.arange(U.shape[1], dtype=y.dtype, device=y.device)
         return y[:, None] == classes[None, :]
 
     def loss_terms(self, U):
+        xp = namespace_of(U).xp
         Y = self._one_hot(U)
         B = U.shape[0]
         p, shifted = self._probs(U)
@@ -216,6 +222,7 @@ class SoftmaxCrossEntropy(LossHead):
         (:math:`p_k \to 1`) the difference ``p - p*p`` cancels and loses
         relative accuracy, the sum of the other probabilities does not.
         """
+        xp = namespace_of(p).xp
         C = p.shape[1]
         k = xp.arange(C, device=p.device)
         diagonal = k[:, None] == k[None, :]  # (C, C) mask
@@ -226,7 +233,7 @@ class SoftmaxCrossEntropy(LossHead):
         the same product without the cancellation of ``p dU - p (p·dU)``."""
         p, _ = self._probs(U)
         diff = dU[:, :, None] - dU[:, None, :]  # [i, k, j]
-        return p * xp.sum(p[:, None, :] * diff, axis=2) / U.shape[0]
+        return p * namespace_of(U).xp.sum(p[:, None, :] * diff, axis=2) / U.shape[0]
 
 
 class SquaredError(LossHead):
@@ -253,8 +260,9 @@ class SquaredError(LossHead):
         return f"SquaredError({self.n_in}, {self.n_out}, bias={self.bias})"
 
     def check_targets(self, y, batch=None, dtype=None):
-        be = get_backend()
-        y = be.asarray(y, "y")
+        y = _as_array(y, "y")  # the door: the active backend
+        be = namespace_of(y)
+        xp = be.xp
         if y.ndim != 2 or y.shape[1] != self.n_out or (batch is not None and y.shape[0] != batch):
             want = f"({batch if batch is not None else 'B'}, {self.n_out})"
             raise ValueError(f"y: expected float targets of shape {want}, got shape {y.shape}")
@@ -273,6 +281,7 @@ class SquaredError(LossHead):
         return 2.0 / (U.shape[0] * U.shape[1])
 
     def loss_terms(self, U):
+        xp = namespace_of(U).xp
         r = U - self._targets(U)
         loss = xp.mean(r * r)
         m = self.n_out

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from ._checks import _as_array
+from ._checks import _array_of
 
 __all__ = ["LayerProtocol", "Layer"]
 
@@ -46,9 +46,13 @@ class LayerProtocol(Protocol):
     extension point for your own layers.
 
     Activations are flat, sample-major vectors (``a_in = B n_in``), the
-    parameters one flat vector ``x`` of length ``p = n_params``; every array
-    argument and result belongs to the active backend
-    (:mod:`hessinv_ref.backend`).  A loss head (the last layer of a
+    parameters one flat vector ``x`` of length ``p = n_params``.  The array
+    arguments of a call belong to one backend, the one the point was built
+    on, and the results must belong to it too: compute with
+    ``xp = namespace_of(z_in).xp`` (:func:`~hessinv_ref.backend.namespace_of`),
+    as the built-in layers do.  (A layer that computes with the active
+    namespace :data:`hessinv_ref.backend.xp` works while the active backend
+    is the point's, which is the usual case.)  A loss head (the last layer of a
     :class:`~hessinv_ref.network.Network`) also sets ``is_loss = True`` and
     has ``bind(y)``, and :meth:`~hessinv_ref.network.Network.init` calls
     ``init(rng, scale)``; neither is part of this protocol.  The optional
@@ -131,7 +135,7 @@ class Layer:
 
     def batch_of(self, z_in):
         """Number of samples in a flat input vector ``z_in`` of length B n_in."""
-        return self._batch(_as_array(z_in, "z_in"))
+        return self._batch(_array_of(z_in, "z_in"))
 
     def _batch(self, z_in):
         if z_in.ndim != 1 or z_in.shape[0] % self.n_in != 0 or z_in.shape[0] == 0:

@@ -24,7 +24,7 @@ none of this.
 
 from __future__ import annotations
 
-from ..backend import xp
+from ..backend import namespace_of
 from ._arrays import _eye, _stack
 
 __all__ = [
@@ -75,6 +75,7 @@ def stacked_curvature(W, Z, D, Lam, bias):
     R, m, n = W.shape
     B = Z.shape[1]
     mn = m * n
+    xp = namespace_of(W).xp
     Lam_flat = xp.reshape(Lam, (R, B, m * m))      # [r, i, (k,l)]
     # Hxx, weight-weight part: one GEMM over the samples, then the
     # (k,l),(j,h) -> (k,j),(l,h) reordering of the Kronecker product.
@@ -116,7 +117,7 @@ def stacked_params(layer, xs):
     run of affine layers like ``layer``, split once for the whole run."""
     mn = layer.n_out * layer.n_in
     Xs = _stack(xs)
-    W = xp.reshape(Xs[:, :mn], (len(xs), layer.n_out, layer.n_in))
+    W = namespace_of(Xs).xp.reshape(Xs[:, :mn], (len(xs), layer.n_out, layer.n_in))
     return W, (Xs[:, mn:] if layer.bias else None)
 
 
@@ -131,6 +132,7 @@ def dense_forward_run(layer, xs, z_in):
     :math:`W_r`, shape (R, n_out, n_in)."""
     R = len(xs)
     W, c = stacked_params(layer, xs)
+    xp = namespace_of(W).xp
     Z = xp.reshape(z_in, (-1, layer.n_in))
     # The loop is the only sequential work: two products and the
     # activation per layer, everything else once per run.
@@ -156,6 +158,7 @@ def dense_vjp_run(layer, xs, zs_in, b_out, cache, skip):
     m, n = layer.n_out, layer.n_in
     U, W = cache
     R, B = U.shape[:2]
+    xp = namespace_of(U).xp
     S1 = layer.activation.df(U)  # σ'(U_r) of the whole run
     b = xp.reshape(b_out, (B, m))  # b_r as a (B, n_out) matrix
     Ds, bs = [None] * R, [None] * R
@@ -188,6 +191,7 @@ def dense_blocks(layer, xs, zs_in, bs_out):
     R, m, n = len(xs), layer.n_out, layer.n_in
     mn = m * n
     W, c = stacked_params(layer, xs)
+    xp = namespace_of(W).xp
     Z = xp.reshape(_stack(zs_in), (R, -1, n))
     B = Z.shape[1]
     U = xp.matmul(Z, W.mT)
@@ -228,6 +232,7 @@ def head_blocks(head, xs, zs_in, bs_out):
     W, _ = head.unpack(x)
     _, grad, hess = head.loss_terms(head._affine(x, Z))
     beta = head._beta(b_out)
+    xp = namespace_of(Z).xp
     Jz = xp.reshape(grad @ W, (1, 1, -1))
     Jx = xp.reshape(grad.T @ Z, (-1,))
     if head.bias:

@@ -49,7 +49,7 @@ import math
 # NumPy-only module (see above): it may use NumPy directly.
 import numpy as np
 
-from ..backend import check_dtype, get_backend
+from ..backend import check_dtype, namespace_of
 from ..factorization import Factorization, SingularPivotError, check_pivot, power_of_two_reciprocal
 from .lifted import LiftedSystem
 
@@ -174,9 +174,10 @@ def _scale_rows(v, R):
 
 
 def _band_routines(a):
-    """LAPACK's ``(?gbtrf, ?gbtrs)`` for the dtype of ``a`` (``d`` or ``s``);
-    raises :class:`~hessinv_ref.backend.BackendNotSupportedError` off NumPy."""
-    lapack = get_backend().solve_banded()
+    """LAPACK's ``(?gbtrf, ?gbtrs)`` for the dtype of ``a`` (``d`` or ``s``),
+    from the backend of ``a``; raises
+    :class:`~hessinv_ref.backend.BackendNotSupportedError` off NumPy."""
+    lapack = namespace_of(a).solve_banded()
     return lapack.get_lapack_funcs(("gbtrf", "gbtrs"), (a,))
 
 
@@ -274,7 +275,7 @@ class BandedFactorization(Factorization):
     method = "banded"
 
     def _factor(self):
-        get_backend().solve_banded()  # NumPy only: refuse before any work elsewhere
+        self.curvature.backend.solve_banded()  # NumPy only: refuse before any work elsewhere
         self.lifted = LiftedSystem(self.curvature.blocks, self.damping)
         T = self.lifted.K_pivoted
         self.r, self.c = equilibrate_blocks(T)

@@ -54,7 +54,7 @@ import math
 import numbers
 import warnings
 
-from ..backend import get_backend, xp
+from ..backend import namespace_of
 from ..factorization import Factorization, machine_eps
 from ..finite import check_finite, largest
 from ..rop import rop_hvp_cached
@@ -113,17 +113,20 @@ def _times_pow2(a, e):
 def _norm(a):
     """The 2-norm, without overflow or underflow of the squares."""
     m = largest(a)
-    return 0.0 if m == 0 else m * math.sqrt(float(xp.sum((a / m) ** 2)))
+    return 0.0 if m == 0 else m * math.sqrt(float(namespace_of(a).xp.sum((a / m) ** 2)))
 
 
 class _Column:
     """The bookkeeping of one right-hand side: iterations, the last finite
-    iterate, the first breakdown."""
+    iterate, the first breakdown.  ``xp``: the namespace of the iterates
+    (the curvature's)."""
 
-    def __init__(self):
+    def __init__(self, xp):
+        self.xp = xp
         self.iterations, self.last, self.breakdown, self.fatal = 0, None, None, False
 
     def callback(self, xk):
+        xp = self.xp
         self.iterations += 1
         if not bool(xp.all(xp.isfinite(xk))):
             self.fatal = True
@@ -183,7 +186,7 @@ class KrylovSolver(Factorization):
         self.method = method
         self.rtol = max(1e-10, 100 * machine_eps(self.dtype)) if rtol is None else check_rtol(rtol)
         self.maxiter = 10 * self.P if maxiter is None else check_maxiter(maxiter)
-        be = get_backend()
+        be = self.curvature.backend
         # the backend's solver and operator, fetched now: a backend without
         # them refuses here, with its message, before any work
         self._krylov = be.krylov(method)
@@ -203,10 +206,11 @@ class KrylovSolver(Factorization):
         comes in (a non-finite vector stops the run as a breakdown, instead
         of a complaint about an argument the user never passed) and, for CG,
         the curvature :math:`v^T A v` of every vector it multiplies."""
-        be = get_backend()
+        be = self.curvature.backend
+        xp = be.xp
 
         def apply(v):
-            v = be.asarray(v, "the Krylov iterate")
+            v = be.asarray(v, "the Krylov iterate", why=self._foreign())
             if v.dtype != self.dtype:
                 v = xp.astype(v, self.dtype)
             if not bool(xp.all(xp.isfinite(v))):
@@ -223,6 +227,7 @@ class KrylovSolver(Factorization):
         return be.linear_operator((self.P, self.P), apply, self.dtype)
 
     def _watch_curvature(self, col, p, q):
+        xp = self.curvature.xp
         vv = float(xp.sum(p * p))
         if vv == 0:  # CuPy's CG multiplies its zero start: no information
             return
@@ -243,7 +248,7 @@ class KrylovSolver(Factorization):
     # -- solving -----------------------------------------------------------------
 
     def _solve(self, G):
-        X = xp.zeros_like(G)
+        X = self.curvature.xp.zeros_like(G)
         self.iterations, self.residuals, self.converged, self.breakdowns = [], [], [], []
         k = G.shape[1]
         for j in range(k):
@@ -269,7 +274,8 @@ class KrylovSolver(Factorization):
         (MINRES's test is a backward error, up to :math:`κ` times looser
         than a relative residual) makes the next pass ask for that factor
         less."""
-        col = _Column()
+        xp = self.curvature.xp
+        col = _Column(xp)
         gmax = largest(g)
         if gmax == 0:  # x = 0 exactly, residual 0
             return xp.zeros_like(g), col, 0.0, None

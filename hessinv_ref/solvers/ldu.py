@@ -30,7 +30,7 @@ on a nonsingular matrix (:mod:`hessinv_ref.factorization`).
 
 from __future__ import annotations
 
-from ..backend import BackendNotSupportedError, get_backend
+from ..backend import BackendNotSupportedError
 from ..factorization import Factorization, check_pivot, equilibrate, slogdet_of_blocks
 from .lifted import LiftedSystem
 
@@ -57,6 +57,7 @@ class EquilibratedLU:
     Parameters
     ----------
     be : Backend
+        The backend of ``S`` (the curvature's), whose LU is used.
     S : array, shape (n, n)
         Not modified.
 
@@ -71,6 +72,7 @@ class EquilibratedLU:
     """
 
     def __init__(self, be, S):
+        self.backend = be
         self.r, self.c = equilibrate(S)
         self.lu = be.lu(self.r[:, None] * S * self.c[None, :])
         self.rcond = self.lu.rcond
@@ -84,7 +86,7 @@ class EquilibratedLU:
     def slogdet(self):
         r""":math:`\det S = \det \tilde S / (\prod r \prod c)`: the scalings
         are positive, so only the log changes."""
-        xp = get_backend().xp
+        xp = self.backend.xp
         sign, logabs = self.lu.slogdet()
         return sign, logabs - float(xp.sum(xp.log(self.r)) + xp.sum(xp.log(self.c)))
 
@@ -124,7 +126,7 @@ class LDUFactorization(Factorization):
     method = "ldu"
 
     def _factor(self):
-        be = get_backend()
+        be = self.curvature.backend
         self.lifted = LiftedSystem(self.curvature.blocks, self.damping)
         T = self.lifted.K_pivoted
         self.S, self._lu, self._U = [], [], []
@@ -155,7 +157,7 @@ class LDUFactorization(Factorization):
         u[L - 1] = c[L - 1]
         for l in range(L - 2, -1, -1):
             u[l] = c[l] - self._U[l] @ u[l + 1]
-        x, _, _ = self.lifted.unpivot(get_backend().xp.concat(u))
+        x, _, _ = self.lifted.unpivot(self.curvature.xp.concat(u))
         return x
 
     def factors(self):
@@ -176,7 +178,7 @@ class LDUFactorization(Factorization):
             arrays only); ``S``, the Schur complements, are there on every
             backend.
         """
-        be = get_backend()
+        be = self.curvature.backend
         if be.name != "numpy":
             raise BackendNotSupportedError(
                 "LDUFactorization.factors() (scipy.sparse, for display)", be.name,

@@ -34,16 +34,16 @@ from __future__ import annotations
 
 from itertools import accumulate
 
-from ..backend import BackendNotSupportedError, get_backend
+from ..backend import BackendNotSupportedError, get_backend, namespace_of
 from ..polynomial import HessianPolynomial
 
 __all__ = ["LiftedSystem", "Pivot", "BlockTridiagonal", "pivoted_blocks"]
 
 
-def _numpy_only(what, instead):
-    """Raise :class:`BackendNotSupportedError` unless the active backend is
-    NumPy: ``scipy.sparse`` (display only) holds NumPy arrays only."""
-    be = get_backend()
+def _numpy_only(be, what, instead):
+    """Raise :class:`BackendNotSupportedError` unless ``be``, the backend of
+    the arrays at hand, is NumPy: ``scipy.sparse`` (display only) holds
+    NumPy arrays only."""
     if be.name != "numpy":
         raise BackendNotSupportedError(f"{what} (scipy.sparse, for display)", be.name, instead)
 
@@ -62,17 +62,23 @@ class Pivot:
         Parameter sizes ``(p_1..p_L)``.
     a : sequence of int
         Activation sizes ``(a_1..a_L)`` (the sizes of ``t_l`` and ``λ_l``).
+    backend : Backend, optional
+        Where the index arrays live: the backend of the vectors it will
+        permute (:class:`LiftedSystem` passes its blocks').  Made from sizes
+        alone, it has no data to take one from, so ``None`` means the active
+        backend.
 
     Attributes
     ----------
     perm : array of int64, shape (N,)
-        ``(Π u)[i] = u[perm[i]]``, with ``N = P + 2A``; on the active
-        backend's device (read-only on NumPy).
+        ``(Π u)[i] = u[perm[i]]``, with ``N = P + 2A``; on the backend's
+        device (read-only on NumPy).
+    backend : Backend
     block_sizes : tuple of int
         ``n_l = p_l + 2 a_l``.
     """
 
-    def __init__(self, p, a):
+    def __init__(self, p, a, backend=None):
         p, a = [int(v) for v in p], [int(v) for v in a]
         P, A = sum(p), sum(a)
         x_off, t_off = _offsets(p), _offsets(a)
@@ -84,7 +90,9 @@ class Pivot:
         inv = [0] * len(perm)  # Π^{-1} = Π^T: inv[perm[i]] = i
         for i, j in enumerate(perm):
             inv[j] = i
-        be = get_backend()
+        # the door for a permutation made from sizes only
+        be = self.backend = get_backend() if backend is None else backend
+        self._why = f"the permutation was made on the {be.name!r} backend"  # for asarray's message
         self.N = len(perm)
         self.perm = be.read_only(be.xp.asarray(perm, dtype=be.xp.int64, device=be.device))
         # the inverse as a second gather: a scatter out[perm] = u would be
@@ -95,17 +103,17 @@ class Pivot:
     def apply(self, u):
         """:math:`Π u`: reorder ``(x, t, λ)`` into layer order (rows of ``u``,
         shape (N,) or (N, k))."""
-        be = get_backend()
-        return be.xp.take(be.asarray(u, "u"), self.perm, axis=0)
+        be = self.backend
+        return be.xp.take(be.asarray(u, "u", why=self._why), self.perm, axis=0)
 
     def inverse(self, u):
         """:math:`Π^{-1} u = Π^T u`: back from layer order to ``(x, t, λ)``."""
-        be = get_backend()
-        return be.xp.take(be.asarray(u, "u"), self._inverse_perm, axis=0)
+        be = self.backend
+        return be.xp.take(be.asarray(u, "u", why=self._why), self._inverse_perm, axis=0)
 
     def matrix(self):
         """:math:`Π` as a sparse permutation matrix, shape (N, N); NumPy backend only."""
-        _numpy_only("Pivot.matrix()", "use Pivot.to_dense(), or set_backend('numpy')")
+        _numpy_only(self.backend, "Pivot.matrix()", "use Pivot.to_dense(), or set_backend('numpy')")
         import numpy as np
         import scipy.sparse as sp
 
@@ -113,10 +121,10 @@ class Pivot:
         return sp.csr_matrix((np.ones(N), (np.arange(N), self.perm)), shape=(N, N))
 
     def to_dense(self, dtype=None):
-        """:math:`Π` as a dense array of the active backend (rows of the
-        identity gathered by ``perm``: row ``i`` is :math:`e_{perm[i]}^T`);
-        ``dtype`` default float64."""
-        xp = get_backend().xp
+        """:math:`Π` as a dense array of its backend (rows of the identity
+        gathered by ``perm``: row ``i`` is :math:`e_{perm[i]}^T`); ``dtype``
+        default float64."""
+        xp = self.backend.xp
         eye = xp.eye(self.N, dtype=xp.float64 if dtype is None else dtype, device=self.perm.device)
         return xp.take(eye, self.perm, axis=0)
 
@@ -139,10 +147,14 @@ class BlockTridiagonal:
         ``n_l``.
     offsets : tuple of int
         Block boundaries ``(0, n_1, n_1 + n_2, ..., N)``.
+    backend : Backend
+        The blocks' backend (:func:`~hessinv_ref.backend.namespace_of`),
+        where it computes.
     """
 
     def __init__(self, diag, lower, upper):
         self.diag, self.lower, self.upper = list(diag), list(lower), list(upper)
+        self.backend = namespace_of(self.diag[0])
         self.sizes = tuple(d.shape[0] for d in self.diag)
         self.offsets = _offsets(self.sizes)
 
@@ -156,7 +168,7 @@ class BlockTridiagonal:
         Built from the nonzeros of the ``3L - 2`` blocks directly (COO
         triplets), in time and memory linear in ``L``; ``scipy.sparse.bmat``
         on an ``L × L`` grid of mostly empty blocks would be quadratic."""
-        _numpy_only("BlockTridiagonal.to_sparse()", "use to_dense() or matvec(), or set_backend('numpy')")
+        _numpy_only(self.backend, "BlockTridiagonal.to_sparse()", "use to_dense() or matvec(), or set_backend('numpy')")
         import numpy as np
         import scipy.sparse as sp
 
@@ -185,9 +197,9 @@ class BlockTridiagonal:
         return coo.tocsr()
 
     def to_dense(self):
-        """The matrix as a dense array of the active backend (for display
-        and tests; :math:`O(N^2)` memory)."""
-        xp = get_backend().xp
+        """The matrix as a dense array of its backend (for display and
+        tests; :math:`O(N^2)` memory)."""
+        xp = self.backend.xp
         D0 = self.diag[0]
         out = xp.zeros(self.shape, dtype=D0.dtype, device=D0.device)
         o = self.offsets
@@ -201,8 +213,8 @@ class BlockTridiagonal:
     def matvec(self, u):
         """The product with ``u`` of shape (N,) or (N, k), block row by block
         row: :math:`B_{l,l-1} u_{l-1} + B_{l,l} u_l + B_{l,l+1} u_{l+1}`."""
-        be = get_backend()
-        u = be.asarray(u, "u")
+        be = self.backend
+        u = be.asarray(u, "u", why=f"the blocks are arrays of the {be.name!r} backend")
         o, L = self.offsets, len(self.diag)
         rows = []
         for l in range(L):
@@ -224,7 +236,7 @@ def pivoted_blocks(blocks, damping):
     -------
     BlockTridiagonal
     """
-    xp = get_backend().xp
+    xp = namespace_of(blocks[0].Hxx).xp
     L = len(blocks)
     dtype, device = blocks[0].Hxx.dtype, blocks[0].Hxx.device
     p = [blk.Jx.shape[1] for blk in blocks]
@@ -285,6 +297,8 @@ class LiftedSystem:
     ----------
     Pi : Pivot
         The permutation :math:`Π`.
+    backend : Backend
+        The blocks' backend, where everything is computed.
     K_pivoted : BlockTridiagonal
         :math:`K' = Π K Π^T`, built directly from the blocks.
 
@@ -307,8 +321,9 @@ class LiftedSystem:
         self.damping = float(damping)
         self.dtype = self.blocks[0].Hxx.dtype
         self.poly = HessianPolynomial(self.blocks)
+        self.backend = self.poly.backend
         self.p, self.a = self.poly.p, self.poly.a[1:]
-        self.Pi = Pivot(self.p, self.a)
+        self.Pi = Pivot(self.p, self.a, backend=self.backend)
         self.K_pivoted = pivoted_blocks(self.blocks, self.damping)
 
     @property
@@ -320,7 +335,7 @@ class LiftedSystem:
         """:math:`K` in ``(x, t, λ)`` order, built from the sparse factors of
         :class:`~hessinv_ref.polynomial.HessianPolynomial` (CSR, shape (N, N));
         for display, NumPy backend only."""
-        _numpy_only("LiftedSystem.K", "use K_pivoted.to_dense(), or set_backend('numpy')")
+        _numpy_only(self.backend, "LiftedSystem.K", "use K_pivoted.to_dense(), or set_backend('numpy')")
         import scipy.sparse as sp
 
         poly, eps = self.poly, self.damping
@@ -336,9 +351,9 @@ class LiftedSystem:
 
     def rhs(self, g):
         r"""The pivoted right-hand side :math:`Π [g; 0; 0]`; ``g`` (P,) or
-        (P, k), cast to the blocks' dtype."""
-        be = get_backend()
-        g = be.asarray(g, "g", dtype=self.dtype)
+        (P, k), of the blocks' backend, cast to their dtype."""
+        be = self.backend
+        g = be.asarray(g, "g", dtype=self.dtype, why=f"the blocks are arrays of the {be.name!r} backend")
         zeros = be.xp.zeros((self.Pi.N - self.P,) + tuple(g.shape[1:]), dtype=g.dtype, device=g.device)
         return self.Pi.apply(be.xp.concat([g, zeros]))
 

@@ -38,11 +38,15 @@ pivoting of the pivoted lifted system, the most robust exact route.  Other
 backends, which lack LAPACK's band LU, use ``"riccati"`` (see :func:`default_method`)."""
 
 
-def default_method():
-    """The route ``method=None`` means on the active backend: ``"banded"``
-    (:data:`DEFAULT_METHOD`) on NumPy, ``"riccati"`` elsewhere (the banded
-    LU needs LAPACK's band routines, which only the NumPy backend has)."""
-    return DEFAULT_METHOD if get_backend().name == "numpy" else "riccati"
+def default_method(backend=None):
+    """The route ``method=None`` means on ``backend`` (a
+    :class:`~hessinv_ref.backend.Backend`; ``None``: the active one):
+    ``"banded"`` (:data:`DEFAULT_METHOD`) on NumPy, ``"riccati"`` elsewhere
+    (the banded LU needs LAPACK's band routines, which only the NumPy
+    backend has).  :func:`factorize_curvature` asks it for the curvature's
+    backend."""
+    be = get_backend() if backend is None else backend
+    return DEFAULT_METHOD if be.name == "numpy" else "riccati"
 
 
 def factorize_curvature(curvature, damping, method=None, **options):
@@ -50,13 +54,13 @@ def factorize_curvature(curvature, damping, method=None, **options):
     :class:`~hessinv_ref.curvature.Curvature`).
 
     ``method`` is one of :data:`METHODS`, or ``None`` for
-    :func:`default_method`.  ``options`` go to the Krylov routes only
+    :func:`default_method` of the curvature's backend.  ``options`` go to the Krylov routes only
     (``rtol``, ``maxiter``: see
     :class:`~hessinv_ref.solvers.krylov.KrylovSolver`); an option the route
     does not take raises ``TypeError`` naming it and the route's options.
     """
     if method is None:
-        method = default_method()
+        method = default_method(curvature.backend)
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method: expected one of {list(METHODS)}, got {method!r}")
     if method in ("cg", "minres"):

@@ -65,7 +65,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from ..backend import get_backend
+from ..backend import namespace_of
 from ..factorization import Factorization, check_pivot, slogdet_of_blocks
 
 __all__ = ["RiccatiFactorization", "Stage", "SymmetricPivot"]
@@ -95,12 +95,13 @@ class SymmetricPivot:
     Parameters
     ----------
     Q : array, shape (p, p)
-        Of the active backend; not modified.
+        Of any backend; not modified.
     layer : int
         The layer ``l`` it belongs to (for error messages).
     backend : Backend, optional
-        The active backend (looked up when not given; the sweeps pass it
-        once instead of once per layer).
+        The backend of ``Q`` (:func:`~hessinv_ref.backend.namespace_of` of it
+        when not given; the sweeps pass the curvature's once instead of
+        looking it up per layer).
 
     Attributes
     ----------
@@ -125,7 +126,7 @@ class SymmetricPivot:
     """
 
     def __init__(self, Q, layer, backend=None):
-        be = get_backend() if backend is None else backend
+        be = namespace_of(Q) if backend is None else backend
         self._be = be
         Qs = _sym(Q)
         n = Qs.shape[0]
@@ -293,7 +294,7 @@ class RiccatiFactorization(Factorization):
         return [None] + [st.S for st in self.stages]
 
     def _factor(self):
-        self._be = get_backend()
+        self._be = self.curvature.backend
         blocks = self.curvature.blocks
         stages = [None] * len(blocks)
         for l, stage in (self._sweep_fast(blocks) if self.path == "fast" else self._sweep_plain(blocks)):
