@@ -37,17 +37,8 @@ class Curvature(Point):
 
     Parameters
     ----------
-    net : Network
-    params : list of dict or array of shape (P,)
-        Float32 or float64: the working precision.
-    X : array, shape (B, n_in)
-        Integer, or floating in the parameters' dtype.
-    y : array
-        Integer labels (B,) for a softmax head, targets (B, n_out) for a
-        squared-error head.
-    path : {"fast", "reference"}, optional
-        The implementation of the passes and blocks (see
-        :class:`~hessinv_ref.point.Point`).
+    net, params, X, y, path
+        As for :class:`~hessinv_ref.point.Point`, which validates them.
     """
 
     def hvp(self, v):

@@ -9,24 +9,16 @@ then the bias (``torch.nn.Linear``'s order).
 
 The layer protocol
 ------------------
-A layer has attributes ``n_in``, ``n_out`` (per-sample widths),
-``n_params`` and the method ``out_dim(batch)``, plus::
-
-    forward(x, z_in)                    -> z_out                     (a_out,)
-    vjp(x, z_in, b_out)                 -> (b_in, g_x)               (a_in,), (p,)
-    jvp(x, z_in, t_in, v)               -> t_out                     (a_out,)
-    second_order(x, z_in, b_out, t_in, v)
-                      -> (Hzz t_in + Hxz^T v,  Hxz t_in + Hxx v)     (a_in,), (p,)
-    jacobians(x, z_in)                  -> (Jz, Jx)      (a_out, a_in), (a_out, p)
-    curvature(x, z_in, b_out)           -> (Hxx, Hxz, Hzz)
-                                          (p, p), (p, a_in), (a_in, a_in)
-
-with ``Hxx, Hxz, Hzz`` the second derivatives of the scalar
-:math:`b_{out} \cdot z_{out}` (:ref:`notation §3 <notation-3>`).  Anything that implements it
-works in :class:`~hessinv_ref.network.Network`, in every solver and in
-:func:`hessinv_ref.testing.check_layer`; :class:`LayerProtocol` is that
-protocol as a :class:`typing.Protocol` (the extension point to implement),
-:class:`Layer` the concrete base class the built-in layers share.
+A layer maps ``z_in`` to ``z_out`` with its parameters ``x`` and gives the
+first and second derivatives of that link: :class:`LayerProtocol` (in
+:mod:`hessinv_ref.layers.protocol`) lists the six methods, ``forward``,
+``vjp``, ``jvp``, ``second_order``, ``jacobians`` and ``curvature``, with the
+shape of every array; ``Hxx, Hxz, Hzz`` are the second derivatives of the
+scalar :math:`b_{out} \cdot z_{out}` (:ref:`notation §3 <notation-3>`).
+Anything that implements it works in :class:`~hessinv_ref.network.Network`,
+in every solver and in :func:`hessinv_ref.testing.check_layer`;
+:class:`LayerProtocol` is the extension point to implement, :class:`Layer`
+the concrete base class the built-in layers share.
 
 Every built-in layer here is an *affine map followed by an output map*:
 
