@@ -24,7 +24,10 @@ block-tridiagonal with blocks of size :math:`n_l = p_l + 2 a_l`:
 .. math::
 
     B_{l,l} = \begin{bmatrix} H_{xx,l} + εI & 0 & J_{x,l}^T \\ -J_{x,l} & I & 0 \\
-              0 & -H_{zz,l+1} & I \end{bmatrix},\quad
+              0 & -H_{zz,l+1} & I \end{bmatrix},
+
+.. math::
+
     B_{l,l-1} = \begin{bmatrix} 0 & H_{xz,l} & 0 \\ 0 & -J_{z,l} & 0 \\ 0 & 0 & 0 \end{bmatrix},\quad
     B_{l,l+1} = \begin{bmatrix} 0 & 0 & 0 \\ 0 & 0 & 0 \\
               -H_{xz,l+1}^T & 0 & -J_{z,l+1}^T \end{bmatrix}.
