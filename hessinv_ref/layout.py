@@ -18,11 +18,12 @@ from itertools import accumulate
 
 from .backend import namespace_of
 
-__all__ = ["BlockLayout"]
+__all__ = ["BlockLayout", "offsets"]
 
 
-def _offsets(sizes):
-    """``(0, s_1, s_1 + s_2, ...)``: block boundaries as Python ints."""
+def offsets(sizes):
+    """``(0, s_1, s_1 + s_2, ...)``: block boundaries as Python ints (the
+    one place they are added up; the lifted system's blocks use it too)."""
     return tuple(accumulate(sizes, initial=0))
 
 
@@ -59,10 +60,10 @@ class BlockLayout:
         if self.a is not None and len(self.a) != len(self.p) + 1:
             raise ValueError(f"a: expected {len(self.p) + 1} sizes (a_0..a_L), got {len(self.a)}")
         self.L = len(self.p)
-        self.x_offsets = _offsets(self.p)
+        self.x_offsets = offsets(self.p)
         self.P = self.x_offsets[-1]
-        self.t_offsets = None if self.a is None else _offsets(self.a[1:])
-        self.in_offsets = None if self.a is None else _offsets(self.a[:-1])
+        self.t_offsets = None if self.a is None else offsets(self.a[1:])
+        self.in_offsets = None if self.a is None else offsets(self.a[:-1])
 
     @classmethod
     def of_blocks(cls, blocks):

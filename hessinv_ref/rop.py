@@ -110,7 +110,7 @@ def _rop_hvp_1(curv, v):
         Hzz_t, Hxz_t = layer.second_order(x, z[l - 1], b[l], t[l - 1], vs[l - 1])
         Hv[l - 1] = Jx_T_lam + Hxz_t
         lam = Jz_T_lam + Hzz_t
-    return xp.concat(Hv)
+    return curv.layout.concat(Hv)
 
 
 def polynomial_hvp(net, params, X, y, v):

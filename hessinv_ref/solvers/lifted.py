@@ -35,9 +35,9 @@ block-tridiagonal with blocks of size :math:`n_l = p_l + 2 a_l`:
 
 from __future__ import annotations
 
-from itertools import accumulate
 
 from ..backend import BackendNotSupportedError, get_backend, namespace_of
+from ..layout import offsets
 from ..polynomial import HessianPolynomial
 
 __all__ = ["LiftedSystem", "Pivot", "BlockTridiagonal", "pivoted_blocks"]
@@ -49,11 +49,6 @@ def _numpy_only(be, what, instead):
     NumPy arrays only."""
     if be.name != "numpy":
         raise BackendNotSupportedError(f"{what} (scipy.sparse, for display)", be.name, instead)
-
-
-def _offsets(sizes):
-    """``(0, s_1, s_1 + s_2, ...)``: block boundaries as Python ints."""
-    return tuple(accumulate(sizes, initial=0))
 
 
 class Pivot:
@@ -84,7 +79,7 @@ class Pivot:
     def __init__(self, p, a, backend=None):
         p, a = [int(v) for v in p], [int(v) for v in a]
         P, A = sum(p), sum(a)
-        x_off, t_off = _offsets(p), _offsets(a)
+        x_off, t_off = offsets(p), offsets(a)
         perm = []
         for l in range(len(p)):
             perm.extend(range(x_off[l], x_off[l + 1]))                  # x_l
@@ -159,7 +154,7 @@ class BlockTridiagonal:
         self.diag, self.lower, self.upper = list(diag), list(lower), list(upper)
         self.backend = namespace_of(self.diag[0])
         self.sizes = tuple(d.shape[0] for d in self.diag)
-        self.offsets = _offsets(self.sizes)
+        self.offsets = offsets(self.sizes)
 
     @property
     def shape(self):

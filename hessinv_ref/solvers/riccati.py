@@ -344,7 +344,7 @@ class RiccatiFactorization(Factorization):
             x = k[l - 1] + self.stages[l - 1].K @ t
             t = blk.Jz @ t + blk.Jx @ x
             xs.append(x)
-        return self._be.xp.concat(xs)
+        return self.curvature.layout.concat(xs)
 
     # -- the fast sweeps: the same recursion on stage matrices -------------------
 
@@ -390,7 +390,7 @@ class RiccatiFactorization(Factorization):
             x += k[l - 1]  # in place: x is a fresh product
             t = st.J @ xp.concat([x, t])  # Jx x + Jz t
             xs.append(x)
-        return xp.concat(xs)
+        return self.curvature.layout.concat(xs)
 
     def logdet(self):
         r""":math:`\sum_l \log|\det Q_{xx}^{(l)}|` and the product of the signs."""
