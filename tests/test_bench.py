@@ -189,6 +189,21 @@ def test_cli_rejects_bad_options(capsys):
         main(["bench", "--depths", "4,x"])
 
 
+@pytest.mark.parametrize("option, value, expected", [
+    ("--repeats", "0", "a positive integer"),
+    ("--width", "-2", "a positive integer"),
+    ("--blas-threads", "-1", "a non-negative integer"),
+    ("--cg-max-s", "-1", "a non-negative number"),
+    ("--damping", "nan", "a non-negative number"),
+])
+def test_cli_names_a_bad_option_value(capsys, option, value, expected):
+    # the command line's shared argparse types, as demo, export and verify use
+    with pytest.raises(SystemExit):
+        main(["bench", option, value])
+    err = capsys.readouterr().err
+    assert f"argument {option}: expected {expected}, got {value}" in err
+
+
 def test_a_route_that_meets_a_singular_pivot_is_reported_not_fatal(monkeypatch, tmp_path):
     """Unpivoted LDU can fail on an indefinite chain (SingularPivotError):
     the bench records the failure and goes on."""

@@ -1040,6 +1040,7 @@ def _int_list(text):
 
 def add_parser(sub):
     """Add the ``bench`` subcommand to an ``argparse`` sub-parsers object."""
+    from .._argtypes import nonnegative_float, nonnegative_int, positive_float, positive_int
     from .._argtypes import seed as _seed
 
     d = DEFAULTS
@@ -1052,38 +1053,38 @@ def add_parser(sub):
     )
     p.add_argument("--depths", type=_int_list, default=d["depths"],
                    help="depths of the depth sweep (default 4,8,...,1024)")
-    p.add_argument("--width", type=int, default=d["width"], help="width of the depth sweep (default 4)")
-    p.add_argument("--batch", type=int, default=d["batch"], help="batch of the depth sweep (default 2)")
-    p.add_argument("--classes", type=int, default=d["classes"], help="softmax classes (default 3)")
+    p.add_argument("--width", type=positive_int, default=d["width"], help="width of the depth sweep (default 4)")
+    p.add_argument("--batch", type=positive_int, default=d["batch"], help="batch of the depth sweep (default 2)")
+    p.add_argument("--classes", type=positive_int, default=d["classes"], help="softmax classes (default 3)")
     p.add_argument("--widths", type=_int_list, default=d["widths"],
                    help="widths of the width sweep (default 4,8,16,32)")
-    p.add_argument("--width-depth", type=int, default=d["width_depth"], help="depth of the width sweep (default 16)")
-    p.add_argument("--width-batch", type=int, default=d["width_batch"], help="batch of the width sweep (default 8)")
+    p.add_argument("--width-depth", type=positive_int, default=d["width_depth"], help="depth of the width sweep (default 16)")
+    p.add_argument("--width-batch", type=positive_int, default=d["width_batch"], help="batch of the width sweep (default 8)")
     p.add_argument("--crossover-depths", type=_int_list, default=d["crossover_depths"],
                    help="depths of the crossover sweep (default 1,2,4,...,128)")
-    p.add_argument("--crossover-width", type=int, default=d["crossover_width"], help="(default 4)")
-    p.add_argument("--crossover-batch", type=int, default=d["crossover_batch"], help="(default 64)")
+    p.add_argument("--crossover-width", type=positive_int, default=d["crossover_width"], help="(default 4)")
+    p.add_argument("--crossover-batch", type=positive_int, default=d["crossover_batch"], help="(default 64)")
     p.add_argument("--sweeps", default="depth,width,crossover",
                    help="which sweeps to run, comma-separated, of depth,width,crossover,robustness "
                         "(default depth,width,crossover)")
-    p.add_argument("--robustness-draws", type=int, default=d["robustness_draws"],
+    p.add_argument("--robustness-draws", type=positive_int, default=d["robustness_draws"],
                    help="random problems of the robustness sweep (default 200)")
-    p.add_argument("--scale", type=float, default=d["scale"], help="weight gain over torch's init (default 2)")
-    p.add_argument("--damping", type=float, default=d["damping"], help="ε (default 1e-2)")
+    p.add_argument("--scale", type=positive_float, default=d["scale"], help="weight gain over torch's init (default 2)")
+    p.add_argument("--damping", type=nonnegative_float, default=d["damping"], help="ε (default 1e-2)")
     p.add_argument("--seed", type=_seed, default=d["seed"], help="random seed, an integer >= 0 (default 0)")
-    p.add_argument("--repeats", type=int, default=d["repeats"], help="timed runs per cell, median (default 5)")
-    p.add_argument("--dense-max-s", type=float, default=d["dense_max_s"],
+    p.add_argument("--repeats", type=positive_int, default=d["repeats"], help="timed runs per cell, median (default 5)")
+    p.add_argument("--dense-max-s", type=nonnegative_float, default=d["dense_max_s"],
                    help="skip dense once its predicted time passes this (default 600 s)")
-    p.add_argument("--dense-max-gib", type=float, default=d["dense_max_gib"],
+    p.add_argument("--dense-max-gib", type=nonnegative_float, default=d["dense_max_gib"],
                    help="skip dense once 3 P^2 doubles pass this (default 4 GiB)")
-    p.add_argument("--cg-rtol", type=float, default=d["cg_rtol"], help="cg relative residual (default 1e-6)")
-    p.add_argument("--cg-maxiter", type=int, default=d["cg_maxiter"], help="cg iteration cap (default 500)")
-    p.add_argument("--cg-max-s", type=float, default=d["cg_max_s"],
+    p.add_argument("--cg-rtol", type=positive_float, default=d["cg_rtol"], help="cg relative residual (default 1e-6)")
+    p.add_argument("--cg-maxiter", type=positive_int, default=d["cg_maxiter"], help="cg iteration cap (default 500)")
+    p.add_argument("--cg-max-s", type=nonnegative_float, default=d["cg_max_s"],
                    help="skip cg once its predicted time passes this (default 30 s)")
-    p.add_argument("--power-iters", type=int, default=d["power_iters"],
+    p.add_argument("--power-iters", type=positive_int, default=d["power_iters"],
                    help="power iterations for |H|_2 (default 20)")
-    p.add_argument("--dgemm-n", type=int, default=d["dgemm_n"], help="size of the dgemm probe (default 1024)")
-    p.add_argument("--blas-threads", type=int, default=d["blas_threads"],
+    p.add_argument("--dgemm-n", type=positive_int, default=d["dgemm_n"], help="size of the dgemm probe (default 1024)")
+    p.add_argument("--blas-threads", type=nonnegative_int, default=d["blas_threads"],
                    help="pin BLAS threads with threadpoolctl (default 1; 0 = library default)")
     p.add_argument("--timer", choices=("wall", "cpu"), default=d["timer"],
                    help="wall clock (default) or CPU time of the process")
